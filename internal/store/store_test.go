@@ -1,0 +1,309 @@
+package store
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+)
+
+// mustOpen opens a fresh database in a temp dir and closes it at cleanup.
+func mustOpen(tb testing.TB, path string, opts ...Option) *DB {
+	tb.Helper()
+	if path == "" {
+		path = filepath.Join(tb.TempDir(), "edgeban.db")
+	}
+	db, err := Open(context.Background(), path, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+func TestOpenPrivateFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "edgeban.db")
+	mustOpen(t, path)
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
+	}
+	// A database that others can read holds credentials in the open: refuse it.
+	open := filepath.Join(t.TempDir(), "open.db")
+	if err := os.WriteFile(open, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(open, 0o644)
+	if _, err := Open(context.Background(), open); err == nil {
+		t.Error("opened a world-readable database")
+	}
+}
+
+// step is one outbox operation in a scenario.
+type step struct {
+	op     string // ban, unban, deliver
+	jail   string
+	ip     string
+	target string
+}
+
+func TestOutboxCoalescing(t *testing.T) {
+	tests := []struct {
+		name        string
+		steps       []step
+		wantPending []string // targets pending after the steps, as want/have
+		wantCalls   int      // deliveries made by "deliver" steps
+	}{
+		{
+			name:        "ban then unban before delivery is a no-op",
+			steps:       []step{{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "deliver"}},
+			wantPending: nil,
+		},
+		{
+			name:      "ban delivered once",
+			steps:     []step{{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "deliver"}},
+			wantCalls: 1,
+		},
+		{
+			name: "two jails share one rule until the last unbans",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "ban", jail: "nginx", ip: "192.0.2.1"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "deliver"},
+			},
+			wantCalls: 1,
+		},
+		{
+			name: "last jail's unban deletes",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "ban", jail: "nginx", ip: "192.0.2.1"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "unban", jail: "nginx", ip: "192.0.2.1"},
+			},
+			wantPending: []string{"192.0.2.1 0/1"},
+			wantCalls:   1,
+		},
+		{
+			name: "two addresses of one /64 share a target",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "2001:db8::1", target: "2001:db8::/64"}, {op: "ban", jail: "sshd", ip: "2001:db8::2", target: "2001:db8::/64"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "2001:db8::1", target: "2001:db8::/64"},
+			},
+			wantCalls: 1,
+		},
+		{
+			name:        "unban of something never banned here is looked up remotely",
+			steps:       []step{{op: "unban", jail: "sshd", ip: "192.0.2.9"}},
+			wantPending: []string{"192.0.2.9 0/1"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			db := mustOpen(t, "")
+			dest, err := db.Destination(ctx, "k", []byte("{}"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			calls := 0
+			for _, s := range tt.steps {
+				target := s.target
+				if target == "" {
+					target = s.ip
+				}
+				h := Hold{Dest: dest, Target: target, Jail: s.jail, IP: s.ip}
+				switch s.op {
+				case "ban":
+					_, err = db.Ban(ctx, h)
+				case "unban":
+					_, err = db.Unban(ctx, h)
+				case "deliver":
+					var claimed []Entry
+					claimed, err = db.Claim(ctx, "t", ClaimFilter{}, time.Minute)
+					for _, e := range claimed {
+						calls++
+						_, err = db.Complete(ctx, "t", Result{Dest: e.Dest, Target: e.Target, Have: e.Want, RemoteID: "id", Op: "x", Outcome: "ok"})
+					}
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			var pending []string
+			db.Entries(ctx, dest, func(e Entry) error {
+				if e.Pending() {
+					pending = append(pending, fmt.Sprintf("%s %d/%d", e.Target, b2i(e.Want), b2i(e.Have)))
+				}
+				return nil
+			})
+			if fmt.Sprint(pending) != fmt.Sprint(tt.wantPending) {
+				t.Errorf("pending = %v, want %v", pending, tt.wantPending)
+			}
+			if calls != tt.wantCalls {
+				t.Errorf("deliveries = %d, want %d", calls, tt.wantCalls)
+			}
+		})
+	}
+}
+
+func TestClaimExclusiveAcrossHandles(t *testing.T) {
+	// Several handles on one file stand in for several processes.
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "edgeban.db")
+	first := mustOpen(t, path)
+	dest, err := first.Destination(ctx, "k", []byte("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	for i := range n {
+		if _, err := first.Ban(ctx, Hold{Dest: dest, Target: fmt.Sprintf("198.51.100.%d", i%250) + fmt.Sprint(i/250), Jail: "j", IP: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var wg sync.WaitGroup
+	for w := range 6 {
+		db := mustOpen(t, path)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			owner := fmt.Sprintf("w%d", w)
+			for {
+				es, err := db.Claim(ctx, owner, ClaimFilter{Limit: 7}, time.Minute)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(es) == 0 {
+					return
+				}
+				for _, e := range es {
+					mu.Lock()
+					seen[e.Target]++
+					mu.Unlock()
+					if _, err := db.Complete(ctx, owner, Result{Dest: e.Dest, Target: e.Target, Have: true, Op: "ban", Outcome: "created"}); err != nil {
+						t.Error(err)
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if len(seen) != n {
+		t.Errorf("delivered %d targets, want %d", len(seen), n)
+	}
+	for target, c := range seen {
+		if c != 1 {
+			t.Errorf("%s delivered %d times", target, c)
+		}
+	}
+}
+
+func TestClaimLeaseAndFail(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	db := mustOpen(t, "", WithClock(clk.now))
+	dest, _ := db.Destination(ctx, "k", []byte("{}"))
+	db.Ban(ctx, Hold{Dest: dest, Target: "192.0.2.1", Jail: "j", IP: "192.0.2.1"})
+
+	es, _ := db.Claim(ctx, "a", ClaimFilter{}, time.Minute)
+	if len(es) != 1 {
+		t.Fatalf("claimed %d", len(es))
+	}
+	if es, _ := db.Claim(ctx, "b", ClaimFilter{}, time.Minute); len(es) != 0 {
+		t.Fatal("b claimed an entry a holds")
+	}
+	clk.add(2 * time.Minute) // a's lease lapses: a was killed
+	if es, _ := db.Claim(ctx, "b", ClaimFilter{}, time.Minute); len(es) != 1 {
+		t.Fatal("b could not take over a lapsed claim")
+	}
+	if lost, _ := db.Complete(ctx, "a", Result{Dest: dest, Target: "192.0.2.1", Have: true}); lost != 1 {
+		t.Error("a completed an entry it no longer holds")
+	}
+	if err := db.Fail(ctx, "b", dest, "192.0.2.1", "HTTP 503", clk.now().Add(30*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if es, _ := db.Claim(ctx, "c", ClaimFilter{}, time.Minute); len(es) != 0 {
+		t.Fatal("claimed before the retry time")
+	}
+	clk.add(31 * time.Second)
+	es, _ = db.Claim(ctx, "c", ClaimFilter{}, time.Minute)
+	if len(es) != 1 || es[0].Attempts != 1 || es[0].LastError != "HTTP 503" {
+		t.Fatalf("after retry time: %+v", es)
+	}
+	failing, _ := db.Failing(ctx, 10)
+	if len(failing) != 1 {
+		t.Errorf("failing = %d", len(failing))
+	}
+}
+
+func TestBudgetSlidingWindow(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	path := filepath.Join(t.TempDir(), "edgeban.db")
+	a := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute)
+	b := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute)
+	other := mustOpen(t, path, WithClock(clk.now)).Budget("other", 3, time.Minute)
+	for i, bu := range []*Budget{a, b, a} {
+		if w, err := bu.take(ctx); err != nil || w != 0 {
+			t.Fatalf("take %d: wait %v err %v", i, w, err)
+		}
+		clk.add(time.Second)
+	}
+	if w, _ := b.take(ctx); w <= 50*time.Second || w > time.Minute {
+		t.Errorf("fourth request waits %v, want about 57s", w)
+	}
+	if w, _ := other.take(ctx); w != 0 {
+		t.Errorf("another credential waits %v", w)
+	}
+	clk.add(58 * time.Second)
+	if w, _ := b.take(ctx); w != 0 {
+		t.Errorf("after the window slid: wait %v", w)
+	}
+	a.Penalize(ctx, clk.now().Add(5*time.Minute))
+	if w, _ := b.take(ctx); w < 4*time.Minute {
+		t.Errorf("during lockout: wait %v", w)
+	}
+	used, until, err := b.Usage(ctx)
+	if err != nil || used != 2 || until.IsZero() {
+		t.Errorf("usage = %d, %v, %v", used, until, err)
+	}
+}
+
+func TestLease(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	db := mustOpen(t, "", WithClock(clk.now))
+	if ok, _ := db.AcquireLease(ctx, "list:acc", "a", time.Minute); !ok {
+		t.Fatal("a could not take a free lease")
+	}
+	if ok, _ := db.AcquireLease(ctx, "list:acc", "b", time.Minute); ok {
+		t.Fatal("b took a held lease")
+	}
+	clk.add(2 * time.Minute)
+	if ok, _ := db.AcquireLease(ctx, "list:acc", "b", time.Minute); !ok {
+		t.Fatal("b could not take a lapsed lease")
+	}
+	db.ReleaseLease(ctx, "list:acc", "a") // not a's any more: no effect
+	if ok, _ := db.AcquireLease(ctx, "list:acc", "a", time.Minute); ok {
+		t.Fatal("a's release freed b's lease")
+	}
+}
