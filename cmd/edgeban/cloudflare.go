@@ -52,9 +52,11 @@ func runCloudflare(ctx context.Context, c *cli, args []string) error {
 // cfFlags are the flags every cloudflare subcommand shares: where the state
 // lives, and the destination with its credential.
 type cfFlags struct {
-	db       string
-	logLevel string
-	p        delivery.Params
+	db         string
+	logLevel   string
+	rateLimit  int
+	rateWindow time.Duration
+	p          delivery.Params
 }
 
 func (c *cli) addCFFlags(fs *flag.FlagSet, dest bool) *cfFlags {
@@ -65,6 +67,8 @@ func (c *cli) addCFFlags(fs *flag.FlagSet, dest bool) *cfFlags {
 	}
 	fs.StringVar(&f.db, "db", db, "state database (env EDGEBAN_DB)")
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	fs.IntVar(&f.rateLimit, "rate-limit", 1150, "requests per --rate-window per credential, all callers together (Cloudflare allows 1200 per 5m)")
+	fs.DurationVar(&f.rateWindow, "rate-window", 5*time.Minute, "the rate budget's window")
 	if !dest {
 		return f
 	}
@@ -156,7 +160,10 @@ func cfEnqueue(ctx context.Context, c *cli, args []string, ban bool) error {
 	defer cancel()
 	dl, err := delivery.New(delivery.Config{
 		DB: db, Owner: fmt.Sprintf("cli:%d:%d", os.Getpid(), time.Now().UnixNano()),
-		HTTPClient: &http.Client{}, Logger: log,
+		HTTPClient: &http.Client{}, Logger: log, RateLimit: f.rateLimit, RateWindow: f.rateWindow,
+		// Claims and the list-write lease outlive this call only briefly
+		// should it be killed.
+		Lease: *wait + 10*time.Second,
 	})
 	if err != nil {
 		return err
@@ -167,11 +174,11 @@ func cfEnqueue(ctx context.Context, c *cli, args []string, ban bool) error {
 	if d.Spec.Scope == delivery.ScopeList {
 		f1.Targets = nil // a list write carries everything pending at once
 	}
-	if _, err := dl.Drain(dctx, f1, *wait+5*time.Second); err != nil && dctx.Err() == nil {
+	if _, err := dl.Drain(dctx, f1, *wait+10*time.Second); err != nil && dctx.Err() == nil {
 		return err
 	}
 	if dctx.Err() == nil {
-		dl.Drain(dctx, store.ClaimFilter{Dests: []int64{d.ID}, Limit: 20}, *wait+5*time.Second)
+		dl.Drain(dctx, store.ClaimFilter{Dests: []int64{d.ID}, Limit: 20}, *wait+10*time.Second)
 	}
 	for _, t := range targets {
 		e, err := db.Entry(context.WithoutCancel(ctx), d.ID, t)
@@ -195,8 +202,6 @@ func cfServe(ctx context.Context, c *cli, args []string) error {
 	fs.Lookup("log-level").DefValue = "info"
 	conc := fs.Int("concurrency", 4, "access-rule requests in flight")
 	flush := fs.Duration("list-flush", 3*time.Second, "how long list changes gather before one bulk write")
-	rate := fs.Int("rate-limit", 1150, "requests per --rate-window per credential, for all callers together")
-	window := fs.Duration("rate-window", 5*time.Minute, "the rate budget's window")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -228,7 +233,7 @@ func cfServe(ctx context.Context, c *cli, args []string) error {
 	}
 	dl, err := delivery.New(delivery.Config{
 		DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: &http.Client{},
-		Concurrency: *conc, ListFlush: *flush, RateLimit: *rate, RateWindow: *window, Logger: log,
+		Concurrency: *conc, ListFlush: *flush, RateLimit: f.rateLimit, RateWindow: f.rateWindow, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -244,8 +249,6 @@ func cfStatus(ctx context.Context, c *cli, args []string) error {
 		"Shows, per destination, what is live, pending and failing, the delivery history,\n"+
 			"the rate budget of each credential, and the failing operations with their last error.")
 	f := c.addCFFlags(fs, false)
-	limit := fs.Int("rate-limit", 1150, "the rate budget per window, as the worker uses it")
-	window := fs.Duration("rate-window", 5*time.Minute, "the rate budget's window")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -254,7 +257,7 @@ func cfStatus(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := delivery.Status(ctx, db, *limit, *window)
+	rep, err := delivery.Status(ctx, db, f.rateLimit, f.rateWindow)
 	if err != nil {
 		return err
 	}
@@ -317,7 +320,8 @@ func cfSync(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("cli:%d:sync", os.Getpid()), Logger: log})
+	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("cli:%d:sync", os.Getpid()), Logger: log,
+		RateLimit: f.rateLimit, RateWindow: f.rateWindow})
 	if err != nil {
 		return err
 	}

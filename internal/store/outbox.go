@@ -277,31 +277,12 @@ func (db *DB) Claim(ctx context.Context, owner string, f ClaimFilter, lease time
 		limit = 1000
 	}
 	now := db.now()
-	var where []string
-	args := []any{owner, ms(now.Add(lease)), ms(now), ms(now)}
-	if f.Dests != nil {
-		if len(f.Dests) == 0 {
-			return nil, nil
-		}
-		where = append(where, "dest IN ("+placeholders(len(f.Dests))+")")
-		for _, d := range f.Dests {
-			args = append(args, d)
-		}
+	extra, fargs, empty := f.where()
+	if empty {
+		return nil, nil
 	}
-	if f.Targets != nil {
-		if len(f.Targets) == 0 {
-			return nil, nil
-		}
-		where = append(where, "target IN ("+placeholders(len(f.Targets))+")")
-		for _, t := range f.Targets {
-			args = append(args, t)
-		}
-	}
+	args := append([]any{owner, ms(now.Add(lease)), ms(now), ms(now)}, fargs...)
 	args = append(args, limit)
-	extra := ""
-	if len(where) > 0 {
-		extra = " AND " + strings.Join(where, " AND ")
-	}
 	q := `
 UPDATE cf_entry SET claim = ?, claim_until = ?
 WHERE (dest, target) IN (
@@ -330,6 +311,55 @@ RETURNING ` + entryCols
 		return nil, fmt.Errorf("store: claim: %w", err)
 	}
 	return out, nil
+}
+
+// where renders the filter as SQL conditions (each preceded by AND) and
+// their arguments; empty is true when the filter selects nothing.
+func (f ClaimFilter) where() (sql string, args []any, empty bool) {
+	var where []string
+	if f.Dests != nil {
+		if len(f.Dests) == 0 {
+			return "", nil, true
+		}
+		where = append(where, "dest IN ("+placeholders(len(f.Dests))+")")
+		for _, d := range f.Dests {
+			args = append(args, d)
+		}
+	}
+	if f.Targets != nil {
+		if len(f.Targets) == 0 {
+			return "", nil, true
+		}
+		where = append(where, "target IN ("+placeholders(len(f.Targets))+")")
+		for _, t := range f.Targets {
+			args = append(args, t)
+		}
+	}
+	if len(where) == 0 {
+		return "", nil, false
+	}
+	return " AND " + strings.Join(where, " AND "), args, false
+}
+
+// NextDue returns when the earliest pending entry that f selects may be
+// tried again, counting entries claimed by others as not due before their
+// claim lapses. ok is false when f selects nothing pending.
+func (db *DB) NextDue(ctx context.Context, f ClaimFilter) (next time.Time, ok bool, err error) {
+	extra, args, empty := f.where()
+	if empty {
+		return time.Time{}, false, nil
+	}
+	var v sql.NullInt64
+	err = db.sql.QueryRowContext(ctx, `
+SELECT min(max(next_at, CASE WHEN claim = '' THEN 0 ELSE claim_until END)) FROM cf_entry
+WHERE want != have`+extra, args...).Scan(&v)
+	if err != nil {
+		return time.Time{}, false, fmt.Errorf("store: next due: %w", err)
+	}
+	if !v.Valid {
+		return time.Time{}, false, nil
+	}
+	return fromMS(v.Int64), true, nil
 }
 
 func placeholders(n int) string {
@@ -405,15 +435,25 @@ func (db *DB) Release(ctx context.Context, owner string) error {
 	return nil
 }
 
-// ReleasePrefix gives back every claim whose owner starts with prefix. A
-// worker that holds the single-worker lock uses it at start to take back the
-// claims of a predecessor that was killed.
+// ReleasePrefix gives back every claim and lease whose owner starts with
+// prefix. A worker that holds the single-worker lock uses it at start to
+// take back what a predecessor that was killed still held. It reports how
+// many entries it released.
 func (db *DB) ReleasePrefix(ctx context.Context, prefix string) (int64, error) {
-	res, err := db.sql.ExecContext(ctx, "UPDATE cf_entry SET claim = '', claim_until = 0 WHERE claim != '' AND substr(claim, 1, ?) = ?", len(prefix), prefix)
+	var n int64
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, "UPDATE cf_entry SET claim = '', claim_until = 0 WHERE claim != '' AND substr(claim, 1, ?) = ?", len(prefix), prefix)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, "DELETE FROM lease WHERE substr(owner, 1, ?) = ?", len(prefix), prefix)
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("store: release: %w", err)
 	}
-	return res.RowsAffected()
+	return n, nil
 }
 
 // SetRemoteIDs records the remote ids of targets that Cloudflare holds,

@@ -169,24 +169,40 @@ func (d *Deliverer) dest(ctx context.Context, id int64) (*dest, error) {
 	return nil, fmt.Errorf("destination %d: %w", id, store.ErrNotFound)
 }
 
-// Drain delivers the entries that f selects until none is left, ctx ends,
-// or every remaining one waits for a retry time. Claims still held when it
-// returns are released, so that others may deliver them at once. It
-// reports how many entries it delivered.
+// Drain delivers the entries that f selects until none is left or ctx
+// ends. An entry waiting for its retry time is waited for if that comes
+// before ctx's deadline. Claims still held when it returns are released,
+// so that others may deliver those entries at once. It reports how many
+// entries it delivered.
 func (d *Deliverer) Drain(ctx context.Context, f store.ClaimFilter, lease time.Duration) (int, error) {
 	defer d.db.Release(context.WithoutCancel(ctx), d.cfg.Owner)
 	before := d.stats.Delivered.Load()
+	delivered := func() int { return int(d.stats.Delivered.Load() - before) }
 	for ctx.Err() == nil {
 		es, err := d.db.Claim(ctx, d.cfg.Owner, f, lease)
 		if err != nil {
-			return int(d.stats.Delivered.Load() - before), err
+			return delivered(), err
 		}
-		if len(es) == 0 {
-			break
+		if len(es) > 0 {
+			d.deliver(ctx, es)
+			continue
 		}
-		d.deliver(ctx, es)
+		next, ok, err := d.db.NextDue(ctx, f)
+		if err != nil || !ok {
+			return delivered(), err
+		}
+		wait := next.Sub(d.cfg.Now())
+		if deadline, has := ctx.Deadline(); !has || next.After(deadline) {
+			return delivered(), nil // not due in our time: the next caller or the worker takes it
+		}
+		t := time.NewTimer(max(wait, 10*time.Millisecond))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+		case <-t.C:
+		}
 	}
-	return int(d.stats.Delivered.Load() - before), nil
+	return delivered(), nil
 }
 
 // deliver delivers claimed entries: access rules concurrently, list items

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/edgeban/edgeban/internal/cloudflare"
 	"github.com/edgeban/edgeban/internal/store"
@@ -229,6 +228,3 @@ func (d *Deliverer) removeListItems(ctx context.Context, ds *dest, listID string
 	d.complete(ctx, rs...)
 	d.parkEvicted(ctx, ds, victimTargets)
 }
-
-// listWriteLease is how long one process may hold an account's list writes.
-const listWriteLease = 5 * time.Minute

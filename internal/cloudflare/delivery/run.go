@@ -13,7 +13,7 @@ import (
 func (d *Deliverer) withListLease(ctx context.Context, spec Spec, fn func()) bool {
 	name := listLease(spec)
 	for {
-		ok, err := d.db.AcquireLease(ctx, name, d.cfg.Owner, listWriteLease)
+		ok, err := d.db.AcquireLease(ctx, name, d.cfg.Owner, d.cfg.Lease)
 		if err != nil {
 			d.log.Error("list write lease", "err", err)
 			return false
