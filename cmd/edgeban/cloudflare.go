@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -100,6 +101,25 @@ func (f *cfFlags) open(ctx context.Context) (*store.DB, error) {
 	return store.Open(ctx, f.db)
 }
 
+// setup opens what a command about one destination needs: the logger, the
+// database, and the destination registered in it. The caller closes db.
+func (f *cfFlags) setup(ctx context.Context, c *cli) (*slog.Logger, *store.DB, delivery.Dest, error) {
+	log, err := c.logger(f.logLevel)
+	if err != nil {
+		return nil, nil, delivery.Dest{}, err
+	}
+	db, err := f.open(ctx)
+	if err != nil {
+		return nil, nil, delivery.Dest{}, err
+	}
+	d, err := f.destination(ctx, c, db)
+	if err != nil {
+		db.Close()
+		return nil, nil, delivery.Dest{}, err
+	}
+	return log, db, d, nil
+}
+
 // destination resolves the flags into a registered destination.
 func (f *cfFlags) destination(ctx context.Context, c *cli, db *store.DB) (delivery.Dest, error) {
 	spec, auth, err := f.p.Resolve(delivery.Env{Getenv: c.getenv, Stdin: c.stdin})
@@ -130,19 +150,11 @@ func cfEnqueue(ctx context.Context, c *cli, args []string, ban bool) error {
 	if fs.NArg() == 0 {
 		return usageError{"no IP given"}
 	}
-	log, err := c.logger(f.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := f.open(ctx)
+	log, db, d, err := f.setup(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	d, err := f.destination(ctx, c, db)
-	if err != nil {
-		return err
-	}
 	ob := delivery.NewOutbox(db)
 	var targets []string
 	if ban {
@@ -307,19 +319,11 @@ func cfSync(ctx context.Context, c *cli, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := c.logger(f.logLevel)
-	if err != nil {
-		return err
-	}
-	db, err := f.open(ctx)
+	log, db, d, err := f.setup(ctx, c)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	d, err := f.destination(ctx, c, db)
-	if err != nil {
-		return err
-	}
 	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("cli:%d:sync", os.Getpid()), Logger: log,
 		RateLimit: f.rateLimit, RateWindow: f.rateWindow})
 	if err != nil {

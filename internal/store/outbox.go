@@ -557,6 +557,7 @@ type DestStatus struct {
 	PendingBan    int
 	PendingUnban  int
 	Failing       int // pending entries whose last attempt failed
+	Claimed       int // pending entries someone is delivering now
 	OldestPending time.Time
 }
 
@@ -574,8 +575,9 @@ func (db *DB) Status(ctx context.Context) ([]DestStatus, error) {
 SELECT coalesce(sum(want), 0), coalesce(sum(have), 0),
 	coalesce(sum(want = 1 AND have = 0), 0), coalesce(sum(want = 0 AND have = 1), 0),
 	coalesce(sum(want != have AND attempts > 0), 0),
+	coalesce(sum(want != have AND claim != '' AND claim_until >= ?), 0),
 	min(CASE WHEN want != have THEN changed END)
-FROM cf_entry WHERE dest = ?`, d.ID).Scan(&s.Wanted, &s.Live, &s.PendingBan, &s.PendingUnban, &s.Failing, &oldest)
+FROM cf_entry WHERE dest = ?`, ms(db.now()), d.ID).Scan(&s.Wanted, &s.Live, &s.PendingBan, &s.PendingUnban, &s.Failing, &s.Claimed, &oldest)
 		if err != nil {
 			return nil, fmt.Errorf("store: status: %w", err)
 		}
