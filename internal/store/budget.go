@@ -146,3 +146,53 @@ func (db *DB) ReleaseLease(ctx context.Context, name, owner string) error {
 	}
 	return nil
 }
+
+// Projected estimates how long n more requests take to pass the budget,
+// assuming nobody else uses it: the ones that fit now go at once, and each
+// further one waits for a recorded send (or one of its own, a window later)
+// to leave the window. A lockout in force delays everything.
+func (b *Budget) Projected(ctx context.Context, n int) (time.Duration, error) {
+	if n <= 0 || b.limit <= 0 {
+		return 0, nil
+	}
+	now := b.db.now()
+	rows, err := b.db.sql.QueryContext(ctx, "SELECT at FROM rate_log WHERE fp = ? AND at > ? ORDER BY at", b.fp, ms(now.Add(-b.window)))
+	if err != nil {
+		return 0, fmt.Errorf("store: rate projection: %w", err)
+	}
+	defer rows.Close()
+	var sent []time.Time
+	for rows.Next() {
+		var at int64
+		if err := rows.Scan(&at); err != nil {
+			return 0, fmt.Errorf("store: rate projection: %w", err)
+		}
+		sent = append(sent, fromMS(at))
+	}
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	start := now
+	if _, until, err := b.Usage(ctx); err != nil {
+		return 0, err
+	} else if until.After(start) {
+		start = until
+	}
+	// Simulate the window: each request takes the slot of the send a
+	// limit earlier, which frees a window after it was used.
+	slots := make([]time.Time, 0, b.limit)
+	slots = append(slots, sent...)
+	last := start
+	for i := 0; i < n; i++ {
+		t := start
+		if len(slots) >= b.limit {
+			oldest := slots[len(slots)-b.limit]
+			if free := oldest.Add(b.window); free.After(t) {
+				t = free
+			}
+		}
+		slots = append(slots, t)
+		last = t
+	}
+	return last.Sub(now), nil
+}

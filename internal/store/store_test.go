@@ -307,3 +307,28 @@ func TestLease(t *testing.T) {
 		t.Fatal("a's release freed b's lease")
 	}
 }
+
+func TestBudgetProjected(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	b := mustOpen(t, "", WithClock(clk.now)).Budget("fp", 10, time.Minute)
+	for range 10 { // the window is full, sent over the last 10 seconds
+		b.take(ctx)
+		clk.add(time.Second)
+	}
+	tests := []struct {
+		n    int
+		want time.Duration
+	}{
+		{0, 0},
+		{1, 50 * time.Second},              // the first send leaves the window at 60 s
+		{10, 59 * time.Second},             // the tenth at 69 s
+		{11, 50*time.Second + time.Minute}, // then our own first send must leave it
+		{25, 54*time.Second + 2*time.Minute},
+	}
+	for _, tt := range tests {
+		if got, err := b.Projected(ctx, tt.n); err != nil || got != tt.want {
+			t.Errorf("Projected(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
+		}
+	}
+}

@@ -55,7 +55,16 @@ func Status(ctx context.Context, db *store.DB, limit int, window time.Duration) 
 		}
 		dr := DestReport{DestStatus: s, Spec: spec, Projected: "-"}
 		if n := s.PendingBan + s.PendingUnban; n > 0 {
-			dr.Projected = projected(spec, n, limit, window)
+			if spec.Scope == ScopeList {
+				dr.Projected = "next bulk write"
+			} else {
+				// One request per access rule, more with lookups and retries.
+				d, err := db.Budget(spec.Cred, limit, window).Projected(ctx, n)
+				if err != nil {
+					return rep, err
+				}
+				dr.Projected = fmt.Sprintf("≥%s at %d req/%s", d.Round(time.Second), limit, window)
+			}
 		}
 		rep.Dests = append(rep.Dests, dr)
 		creds[spec.Cred] = true
@@ -76,20 +85,6 @@ func Status(ctx context.Context, db *store.DB, limit int, window time.Duration) 
 		return rep, err
 	}
 	return rep, nil
-}
-
-// projected is the honest time the pending work of a destination takes at
-// the rate budget: one request per access rule (more with lookups and
-// retries), or a few requests per list write.
-func projected(spec Spec, pending, limit int, window time.Duration) string {
-	if limit <= 0 {
-		return "-"
-	}
-	perReq := window / time.Duration(limit)
-	if spec.Scope == ScopeList {
-		return "next bulk write"
-	}
-	return fmt.Sprintf("≥%s at %d req/%s", (time.Duration(pending) * perReq).Round(time.Second), limit, window)
 }
 
 // SyncReport is what a sync found.
