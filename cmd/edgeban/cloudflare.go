@@ -57,6 +57,7 @@ type cfFlags struct {
 	logLevel   string
 	rateLimit  int
 	rateWindow time.Duration
+	rateBurst  int
 	p          delivery.Params
 }
 
@@ -70,6 +71,7 @@ func (c *cli) addCFFlags(fs *flag.FlagSet, dest bool) *cfFlags {
 	fs.StringVar(&f.logLevel, "log-level", "warn", "log level: debug, info, warn or error")
 	fs.IntVar(&f.rateLimit, "rate-limit", 1150, "requests per --rate-window per credential, all callers together (Cloudflare allows 1200 per 5m)")
 	fs.DurationVar(&f.rateWindow, "rate-window", 5*time.Minute, "the rate budget's window")
+	fs.IntVar(&f.rateBurst, "rate-burst", 50, "requests that may go at once before the rest are spaced out at rate-limit/rate-window")
 	if !dest {
 		return f
 	}
@@ -172,7 +174,7 @@ func cfEnqueue(ctx context.Context, c *cli, args []string, ban bool) error {
 	defer cancel()
 	dl, err := delivery.New(delivery.Config{
 		DB: db, Owner: fmt.Sprintf("cli:%d:%d", os.Getpid(), time.Now().UnixNano()),
-		HTTPClient: &http.Client{}, Logger: log, RateLimit: f.rateLimit, RateWindow: f.rateWindow,
+		HTTPClient: &http.Client{}, Logger: log, RateLimit: f.rateLimit, RateWindow: f.rateWindow, RateBurst: f.rateBurst,
 		// Claims and the list-write lease outlive this call only briefly
 		// should it be killed.
 		Lease: *wait + 10*time.Second,
@@ -213,7 +215,7 @@ func cfServe(ctx context.Context, c *cli, args []string) error {
 	f.logLevel = "info"
 	fs.Lookup("log-level").DefValue = "info"
 	conc := fs.Int("concurrency", 4, "access-rule requests in flight")
-	flush := fs.Duration("list-flush", 3*time.Second, "how long list changes gather before one bulk write")
+	flush := fs.Duration("list-flush", 5*time.Second, "how long list changes gather before one bulk write")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -245,7 +247,7 @@ func cfServe(ctx context.Context, c *cli, args []string) error {
 	}
 	dl, err := delivery.New(delivery.Config{
 		DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: &http.Client{},
-		Concurrency: *conc, ListFlush: *flush, RateLimit: f.rateLimit, RateWindow: f.rateWindow, Logger: log,
+		Concurrency: *conc, ListFlush: *flush, RateLimit: f.rateLimit, RateWindow: f.rateWindow, RateBurst: f.rateBurst, Logger: log,
 	})
 	if err != nil {
 		return err
@@ -269,7 +271,7 @@ func cfStatus(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer db.Close()
-	rep, err := delivery.Status(ctx, db, f.rateLimit, f.rateWindow)
+	rep, err := delivery.Status(ctx, db, f.rateLimit, f.rateWindow, f.rateBurst)
 	if err != nil {
 		return err
 	}
@@ -325,7 +327,7 @@ func cfSync(ctx context.Context, c *cli, args []string) error {
 	}
 	defer db.Close()
 	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("cli:%d:sync", os.Getpid()), Logger: log,
-		RateLimit: f.rateLimit, RateWindow: f.rateWindow})
+		RateLimit: f.rateLimit, RateWindow: f.rateWindow, RateBurst: f.rateBurst})
 	if err != nil {
 		return err
 	}

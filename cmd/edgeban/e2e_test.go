@@ -326,7 +326,9 @@ func TestCLIDeliversWithoutWorker(t *testing.T) {
 			for i := range 15 {
 				ip := fmt.Sprintf("192.0.2.%d", c*15+i+1)
 				// The secret on stdin, as the fail2ban action hands it over.
-				run(t, bin, token+"\n", "cloudflare", "ban", "--db", dbPath, "--api", api, "--secret-stdin", "--zone", cfsim.DefaultZoneName, "--jail", "nginx", ip)
+				// A burst of 60 bans in a second: a larger burst allowance
+				// lets each call deliver its own within its few seconds.
+				run(t, bin, token+"\n", "cloudflare", "ban", "--db", dbPath, "--api", api, "--secret-stdin", "--zone", cfsim.DefaultZoneName, "--jail", "nginx", "--rate-burst", "200", ip)
 			}
 		}()
 	}

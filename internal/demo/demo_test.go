@@ -10,7 +10,7 @@ import (
 
 func TestDemoSmallWave(t *testing.T) {
 	o := DefaultOptions()
-	o.ListIPs, o.RuleIPs, o.Keep = 300, 80, 25
+	o.ListIPs, o.RuleIPs, o.Keep = 300, 40, 20
 	o.Timeout = 90 * time.Second
 	var out bytes.Buffer
 	o.Out = &out
@@ -18,7 +18,7 @@ func TestDemoSmallWave(t *testing.T) {
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	if !res.OK() || res.HeldItems != 25 || res.HeldRules != 25 {
+	if !res.OK() || res.HeldItems != 20 || res.HeldRules != 20 {
 		t.Errorf("result %+v", res)
 	}
 	if res.Injected5xx == 0 {

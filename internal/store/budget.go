@@ -9,21 +9,38 @@ import (
 )
 
 // Budget is a request budget shared by every process that opens the same
-// database: at most Limit requests per Window for one credential, and no
-// request at all while a rate-limit lockout reported by Cloudflare lasts.
-// It is a sliding window over the recorded send times, so it holds however
-// many callers (the worker, a dozen CLI calls) draw on it at once.
+// database: at most limit requests per window for one credential, spaced
+// out by a token bucket that refills at limit/window and holds burst
+// requests, and no request at all while a rate-limit lockout reported by
+// Cloudflare lasts. The window is a sliding one over the recorded send
+// times, so it holds however many callers (the worker, a dozen CLI calls)
+// draw on it at once; the bucket keeps a wave from going out at hundreds of
+// requests per second (Cloudflare allows 200 per second per IP and advises
+// a steady rate).
 type Budget struct {
 	db     *DB
 	fp     string
 	limit  int
 	window time.Duration
+	burst  int
 	sleep  func(context.Context, time.Duration) error
 }
 
 // Budget returns the shared budget of the credential with fingerprint fp.
-func (db *DB) Budget(fp string, limit int, window time.Duration) *Budget {
-	return &Budget{db: db, fp: fp, limit: limit, window: window, sleep: sleepCtx}
+// A burst of 0 or less turns the spacing off, leaving only the window.
+func (db *DB) Budget(fp string, limit int, window time.Duration, burst int) *Budget {
+	return &Budget{db: db, fp: fp, limit: limit, window: window, burst: burst, sleep: sleepCtx}
+}
+
+// rate is the bucket's refill rate in requests per second.
+func (b *Budget) rate() float64 { return float64(b.limit) / b.window.Seconds() }
+
+// refill returns the bucket's tokens at now, from what was stored.
+func (b *Budget) refill(tokens float64, at, now time.Time) float64 {
+	if at.IsZero() {
+		return float64(b.burst)
+	}
+	return min(float64(b.burst), tokens+now.Sub(at).Seconds()*b.rate())
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) error {
@@ -81,6 +98,24 @@ func (b *Budget) take(ctx context.Context) (time.Duration, error) {
 		if n >= b.limit {
 			wait = fromMS(oldest.Int64).Add(b.window).Sub(now) + time.Millisecond
 			return nil
+		}
+		if b.burst > 0 {
+			var tokens float64
+			var at int64
+			err := tx.QueryRowContext(ctx, "SELECT tokens, at FROM rate_bucket WHERE fp = ?", b.fp).Scan(&tokens, &at)
+			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			tokens = b.refill(tokens, fromMS(at), now)
+			if tokens < 1 {
+				wait = time.Duration((1 - tokens) / b.rate() * float64(time.Second))
+				return nil
+			}
+			if _, err := tx.ExecContext(ctx, `
+INSERT INTO rate_bucket (fp, tokens, at) VALUES (?, ?, ?)
+ON CONFLICT(fp) DO UPDATE SET tokens = excluded.tokens, at = excluded.at`, b.fp, tokens-1, ms(now)); err != nil {
+				return err
+			}
 		}
 		wait = 0
 		_, err = tx.ExecContext(ctx, "INSERT INTO rate_log (fp, at) VALUES (?, ?)", b.fp, ms(now))
@@ -178,18 +213,35 @@ func (b *Budget) Projected(ctx context.Context, n int) (time.Duration, error) {
 	} else if until.After(start) {
 		start = until
 	}
-	// Simulate the window: each request takes the slot of the send a
-	// limit earlier, which frees a window after it was used.
-	slots := make([]time.Time, 0, b.limit)
+	tokens := float64(b.burst)
+	if b.burst > 0 {
+		var at int64
+		err := b.db.sql.QueryRowContext(ctx, "SELECT tokens, at FROM rate_bucket WHERE fp = ?", b.fp).Scan(&tokens, &at)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return 0, fmt.Errorf("store: rate projection: %w", err)
+		}
+		tokens = b.refill(tokens, fromMS(at), start)
+	}
+	// Replay both limits: each request takes the window slot of the send
+	// a limit earlier, which frees a window after it was used, and a token
+	// from the bucket, which refills at the window's average rate.
+	slots := make([]time.Time, 0, len(sent)+n)
 	slots = append(slots, sent...)
-	last := start
-	for i := 0; i < n; i++ {
-		t := start
+	at, last := start, start
+	for range n {
+		t := last
 		if len(slots) >= b.limit {
-			oldest := slots[len(slots)-b.limit]
-			if free := oldest.Add(b.window); free.After(t) {
+			if free := slots[len(slots)-b.limit].Add(b.window); free.After(t) {
 				t = free
 			}
+		}
+		if b.burst > 0 {
+			avail := b.refill(tokens, at, t)
+			if avail < 1 {
+				t = t.Add(time.Duration((1 - avail) / b.rate() * float64(time.Second)))
+				avail = 1
+			}
+			tokens, at = avail-1, t
 		}
 		slots = append(slots, t)
 		last = t

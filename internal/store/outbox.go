@@ -558,6 +558,7 @@ type DestStatus struct {
 	PendingUnban  int
 	Failing       int // pending entries whose last attempt failed
 	Claimed       int // pending entries someone is delivering now
+	Held          int // pending entries a capacity policy keeps back
 	OldestPending time.Time
 }
 
@@ -576,8 +577,9 @@ SELECT coalesce(sum(want), 0), coalesce(sum(have), 0),
 	coalesce(sum(want = 1 AND have = 0), 0), coalesce(sum(want = 0 AND have = 1), 0),
 	coalesce(sum(want != have AND attempts > 0), 0),
 	coalesce(sum(want != have AND claim != '' AND claim_until >= ?), 0),
+	coalesce(sum(want = 1 AND have = 0 AND (last_error LIKE 'held:%' OR last_error LIKE 'evicted:%')), 0),
 	min(CASE WHEN want != have THEN changed END)
-FROM cf_entry WHERE dest = ?`, ms(db.now()), d.ID).Scan(&s.Wanted, &s.Live, &s.PendingBan, &s.PendingUnban, &s.Failing, &s.Claimed, &oldest)
+FROM cf_entry WHERE dest = ?`, ms(db.now()), d.ID).Scan(&s.Wanted, &s.Live, &s.PendingBan, &s.PendingUnban, &s.Failing, &s.Claimed, &s.Held, &oldest)
 		if err != nil {
 			return nil, fmt.Errorf("store: status: %w", err)
 		}

@@ -158,6 +158,14 @@ CREATE TABLE kv (
 	updated INTEGER NOT NULL
 );
 `,
+	// 2: the token bucket that spaces a credential's requests out.
+	`
+CREATE TABLE rate_bucket (
+	fp     TEXT PRIMARY KEY,
+	tokens REAL NOT NULL,
+	at     INTEGER NOT NULL
+);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

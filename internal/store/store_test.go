@@ -259,9 +259,9 @@ func TestBudgetSlidingWindow(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
 	path := filepath.Join(t.TempDir(), "edgeban.db")
-	a := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute)
-	b := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute)
-	other := mustOpen(t, path, WithClock(clk.now)).Budget("other", 3, time.Minute)
+	a := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute, 0)
+	b := mustOpen(t, path, WithClock(clk.now)).Budget("fp", 3, time.Minute, 0)
+	other := mustOpen(t, path, WithClock(clk.now)).Budget("other", 3, time.Minute, 0)
 	for i, bu := range []*Budget{a, b, a} {
 		if w, err := bu.take(ctx); err != nil || w != 0 {
 			t.Fatalf("take %d: wait %v err %v", i, w, err)
@@ -311,7 +311,7 @@ func TestLease(t *testing.T) {
 func TestBudgetProjected(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
-	b := mustOpen(t, "", WithClock(clk.now)).Budget("fp", 10, time.Minute)
+	b := mustOpen(t, "", WithClock(clk.now)).Budget("fp", 10, time.Minute, 0)
 	for range 10 { // the window is full, sent over the last 10 seconds
 		b.take(ctx)
 		clk.add(time.Second)
@@ -330,5 +330,32 @@ func TestBudgetProjected(t *testing.T) {
 		if got, err := b.Projected(ctx, tt.n); err != nil || got != tt.want {
 			t.Errorf("Projected(%d) = %v, %v; want %v", tt.n, got, err, tt.want)
 		}
+	}
+}
+
+func TestBudgetSpacing(t *testing.T) {
+	// 60 per minute is one a second on average; a burst of 3 goes at once,
+	// then the bucket spaces the rest out.
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	b := mustOpen(t, "", WithClock(clk.now)).Budget("fp", 60, time.Minute, 3)
+	if p, _ := b.Projected(ctx, 5); p != 2*time.Second {
+		t.Errorf("projected 5 = %v, want 2s", p)
+	}
+	for i := range 3 {
+		if w, err := b.take(ctx); err != nil || w != 0 {
+			t.Fatalf("burst request %d waits %v (%v)", i, w, err)
+		}
+	}
+	if w, _ := b.take(ctx); w != time.Second {
+		t.Errorf("after the burst: wait %v, want 1s", w)
+	}
+	clk.add(500 * time.Millisecond)
+	if w, _ := b.take(ctx); w != 500*time.Millisecond {
+		t.Errorf("half a second later: wait %v, want 500ms", w)
+	}
+	clk.add(500 * time.Millisecond)
+	if w, _ := b.take(ctx); w != 0 {
+		t.Errorf("a second later: wait %v, want 0", w)
 	}
 }

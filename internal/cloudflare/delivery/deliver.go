@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,13 +29,16 @@ type Config struct {
 	// one credential; default 1,150 per 5 minutes, under Cloudflare's 1,200.
 	RateLimit  int
 	RateWindow time.Duration
+	// RateBurst is how many requests may go at once before the budget
+	// spaces them out at RateLimit/RateWindow; default 50.
+	RateBurst int
 	// Concurrency bounds access-rule requests in flight; default 4.
 	Concurrency int
 	// Lease is how long a claim holds; default 10 minutes (longer than a
 	// rate-limit lockout, so that a waiting claim does not lapse).
 	Lease time.Duration
 	// ListFlush is how long list changes gather before one bulk write;
-	// default 3 s. ListBatch caps the items of one write; default 10,000.
+	// default 5 s. ListBatch caps the items of one write; default 10,000.
 	ListFlush time.Duration
 	ListBatch int
 	// MaxRetries is passed to the client: retries of one call before the
@@ -53,6 +57,9 @@ func (c *Config) setDefaults() {
 	if c.RateWindow == 0 {
 		c.RateWindow = 5 * time.Minute
 	}
+	if c.RateBurst == 0 {
+		c.RateBurst = 50
+	}
 	if c.Concurrency <= 0 {
 		c.Concurrency = 4
 	}
@@ -60,7 +67,7 @@ func (c *Config) setDefaults() {
 		c.Lease = 10 * time.Minute
 	}
 	if c.ListFlush == 0 {
-		c.ListFlush = 3 * time.Second
+		c.ListFlush = 5 * time.Second
 	}
 	if c.ListBatch <= 0 {
 		c.ListBatch = 10_000
@@ -149,7 +156,7 @@ func (d *Deliverer) dest(ctx context.Context, id int64) (*dest, error) {
 		if err := json.Unmarshal(raw, &sec); err != nil {
 			return nil, fmt.Errorf("destination %d: credential: %w", id, err)
 		}
-		budget := d.db.Budget(spec.Cred, d.cfg.RateLimit, d.cfg.RateWindow)
+		budget := d.db.Budget(spec.Cred, d.cfg.RateLimit, d.cfg.RateWindow, d.cfg.RateBurst)
 		client, err := cloudflare.New(cloudflare.Options{
 			BaseURL:    spec.API,
 			Auth:       sec.Auth(),
@@ -500,6 +507,13 @@ func (d *Deliverer) applyRuleCapacity(ctx context.Context, ds *dest, es []store.
 	return out
 }
 
+// heldPrefix and evictedPrefix start the last error of bans that a
+// capacity policy keeps from Cloudflare, so that status can tell them apart.
+const (
+	heldPrefix    = "held"
+	evictedPrefix = "evicted"
+)
+
 // parkedForever keeps an evicted ban out of delivery until its jail unbans it.
 var parkedForever = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -509,7 +523,7 @@ func (d *Deliverer) parkEvicted(ctx context.Context, ds *dest, targets []string)
 	if len(targets) == 0 {
 		return
 	}
-	msg := fmt.Sprintf("evicted: capacity %d reached, policy %s removed the oldest bans", ds.spec.Capacity, ds.spec.Policy)
+	msg := fmt.Sprintf("%s: capacity %d reached, policy %s removed the oldest bans", evictedPrefix, ds.spec.Capacity, ds.spec.Policy)
 	n, err := d.db.Park(ctx, ds.id, targets, msg, parkedForever)
 	if err != nil {
 		d.log.Error("parking evicted bans", "err", err)
@@ -564,22 +578,29 @@ func (d *Deliverer) checkCapacity(ctx context.Context, dests []*dest, es []store
 	sort.SliceStable(adds, func(i, j int) bool { return adds[i].Changed.Before(adds[j].Changed) })
 	n := len(adds) - max(over, 0)
 	keep = map[string]bool{}
+	fresh := 0 // held back for the first time: reported once, not at every re-check
 	for i, e := range adds {
 		if i < n {
 			keep[e.Target] = true
 			continue
 		}
-		msg := fmt.Sprintf("capacity %d reached (%d live); policy %s holds this ban back until room frees up", spec.Capacity, live, spec.Policy)
+		msg := fmt.Sprintf("%s: capacity %d reached (%d live, %d more wanted); policy %s holds this ban back until room frees up",
+			heldPrefix, spec.Capacity, live, len(adds), spec.Policy)
 		d.stats.Parked.Add(1)
+		// Re-checked every minute, in case room frees up; no API call is made.
 		if err := d.db.Fail(ctx, d.cfg.Owner, e.Dest, e.Target, msg, d.cfg.Now().Add(time.Minute)); err != nil {
 			d.log.Error("parking", "target", e.Target, "err", err)
 		}
+		if strings.HasPrefix(e.LastError, heldPrefix) {
+			continue
+		}
+		fresh++
 		if err := d.db.Log(ctx, e.Dest, e.Target, "ban", "held-capacity", msg); err != nil {
 			d.log.Error("logging", "err", err)
 		}
 	}
-	if held := len(adds) - n; held > 0 {
-		d.log.Warn("capacity reached: newest bans held back and reported", "dest", spec.String(), "capacity", spec.Capacity, "live", live, "held", held, "policy", spec.Policy)
+	if fresh > 0 {
+		d.log.Warn("capacity reached: newest bans held back and reported", "dest", spec.String(), "capacity", spec.Capacity, "live", live, "held", fresh, "policy", spec.Policy)
 	}
 	return keep, victims, false
 }

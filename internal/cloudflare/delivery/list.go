@@ -158,15 +158,26 @@ func (d *Deliverer) removeListItems(ctx context.Context, ds *dest, listID string
 		for _, e := range unknown {
 			want[e.Target] = true
 		}
+		seen := map[string]string{} // every item of ours the listing shows, for later unbans
 		collect := func(items []cloudflare.ListItem) error {
 			for _, it := range items {
 				t := canonicalTarget(it.IP)
 				if want[t] {
 					ids[t], comments[t] = it.ID, it.Comment
 				}
+				if strings.HasPrefix(it.Comment, ListCommentPrefix) {
+					seen[t] = it.ID
+				}
 			}
 			return nil
 		}
+		defer func() {
+			// Items are added without learning their ids; a listing teaches
+			// them, so later unbans and evictions need not list again.
+			if err := d.db.SetRemoteIDs(context.WithoutCancel(ctx), ds.id, seen); err != nil {
+				d.log.Error("recording list item ids", "err", err)
+			}
+		}()
 		var err error
 		if len(unknown) <= 5 {
 			for _, e := range unknown {

@@ -41,7 +41,7 @@ type Report struct {
 }
 
 // Status reports the outbox, the budgets and the history.
-func Status(ctx context.Context, db *store.DB, limit int, window time.Duration) (Report, error) {
+func Status(ctx context.Context, db *store.DB, limit int, window time.Duration, burst int) (Report, error) {
 	var rep Report
 	st, err := db.Status(ctx)
 	if err != nil {
@@ -54,23 +54,31 @@ func Status(ctx context.Context, db *store.DB, limit int, window time.Duration) 
 			return rep, fmt.Errorf("destination %d: %w", s.Dest.ID, err)
 		}
 		dr := DestReport{DestStatus: s, Spec: spec, Projected: "-"}
-		if n := s.PendingBan + s.PendingUnban; n > 0 {
+		if n := s.PendingBan + s.PendingUnban - s.Held; n > 0 {
 			if spec.Scope == ScopeList {
 				dr.Projected = "next bulk write"
 			} else {
 				// One request per access rule, more with lookups and retries.
-				d, err := db.Budget(spec.Cred, limit, window).Projected(ctx, n)
+				d, err := db.Budget(spec.Cred, limit, window, burst).Projected(ctx, n)
 				if err != nil {
 					return rep, err
 				}
 				dr.Projected = fmt.Sprintf("≥%s at %d req/%s", d.Round(time.Second), limit, window)
 			}
 		}
+		if s.Held > 0 {
+			if dr.Projected == "-" {
+				dr.Projected = ""
+			} else {
+				dr.Projected += "; "
+			}
+			dr.Projected += fmt.Sprintf("%d held back by the %s policy", s.Held, spec.Policy)
+		}
 		rep.Dests = append(rep.Dests, dr)
 		creds[spec.Cred] = true
 	}
 	for fp := range creds {
-		b := db.Budget(fp, limit, window)
+		b := db.Budget(fp, limit, window, burst)
 		used, until, err := b.Usage(ctx)
 		if err != nil {
 			return rep, err
