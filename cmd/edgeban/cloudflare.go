@@ -352,8 +352,10 @@ func cfSync(ctx context.Context, c *cli, args []string) error {
 
 func cfVerify(ctx context.Context, c *cli, args []string) error {
 	fs := c.newFlags("cloudflare verify", "cloudflare verify [flags]",
-		"Checks that the credential is valid and may read and write the destination.")
+		"Checks that the credential is valid and may read the destination; with --write, also that\n"+
+			"it may edit it, by creating and deleting a rule (or list item) for 192.0.2.254.")
 	f := c.addCFFlags(fs, true)
+	write := fs.Bool("write", false, "also prove the edit permission with a temporary rule for a documentation address")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -361,7 +363,7 @@ func cfVerify(ctx context.Context, c *cli, args []string) error {
 	if err != nil {
 		return err
 	}
-	checks, err := delivery.Verify(ctx, spec, auth, &http.Client{})
+	checks, err := delivery.Verify(ctx, spec, auth, &http.Client{}, *write)
 	for _, ch := range checks {
 		mark := "ok  "
 		if ch.Err != nil {

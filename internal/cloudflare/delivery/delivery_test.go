@@ -420,14 +420,39 @@ func TestSync(t *testing.T) {
 
 func TestVerify(t *testing.T) {
 	ctx := context.Background()
-	e := newEnv(t, cfsim.Config{Tokens: []cfsim.Token{{Value: testToken}}})
-	spec := Spec{API: e.api(), Scope: ScopeZone, Zone: cfsim.DefaultZoneName, Cred: "x"}
-	spec, _ = spec.Normalize()
-	if _, err := Verify(ctx, spec, cloudflare.Auth{Token: testToken}, e.hc); err != nil {
-		t.Errorf("good token: %v", err)
+	const readOnly = "read-only-token-0123456789abcdef"
+	e := newEnv(t, cfsim.Config{Tokens: []cfsim.Token{{Value: testToken}, {Value: readOnly, ReadOnly: true}}})
+	zone := Spec{API: e.api(), Scope: ScopeZone, Zone: cfsim.DefaultZoneName, Cred: "x"}
+	zone, _ = zone.Normalize()
+	list := Spec{API: e.api(), Scope: ScopeList, Account: cfsim.DefaultAccountID, List: "edgeban", Cred: "x"}
+	list, _ = list.Normalize()
+	if _, err := SetupList(ctx, list, cloudflare.Auth{Token: testToken}, e.hc, []string{cfsim.DefaultZoneName}, "block"); err != nil {
+		t.Fatal(err)
 	}
-	checks, err := Verify(ctx, spec, cloudflare.Auth{Token: "wrong-token-0123456789abcdef"}, e.hc)
-	if err == nil || len(checks) == 0 || checks[0].Err == nil {
-		t.Errorf("bad token verified: %+v", checks)
+	tests := []struct {
+		name   string
+		spec   Spec
+		token  string
+		write  bool
+		wantOK bool
+	}{
+		{"good token reads a zone", zone, testToken, false, true},
+		{"good token writes a zone", zone, testToken, true, true},
+		{"good token writes the list", list, testToken, true, true},
+		{"bad token", zone, "wrong-token-0123456789abcdef", false, false},
+		{"read-only token reads", zone, readOnly, false, true},
+		{"read-only token cannot write rules", zone, readOnly, true, false},
+		{"read-only token cannot write the list", list, readOnly, true, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			checks, err := Verify(ctx, tt.spec, cloudflare.Auth{Token: tt.token}, e.hc, tt.write)
+			if (err == nil) != tt.wantOK {
+				t.Errorf("err = %v, checks %+v", err, checks)
+			}
+		})
+	}
+	if n := len(e.sim.AccessRules(cfsim.ZoneScope(cfsim.DefaultZoneID))) + len(e.sim.ListItems("edgeban")); n != 0 {
+		t.Errorf("verify left %d rules or items behind", n)
 	}
 }

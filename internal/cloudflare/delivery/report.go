@@ -210,31 +210,67 @@ type Check struct {
 	Err  error
 }
 
+// verifyProbe is the address Verify's write check bans for a moment: one
+// of TEST-NET-1 (RFC 5737), which no client ever comes from.
+const verifyProbe = "192.0.2.254"
+
 // Verify checks a credential against a destination: the token itself, then
 // a read of the destination's rules or list, which needs the permission.
-func Verify(ctx context.Context, spec Spec, auth cloudflare.Auth, hc *http.Client) ([]Check, error) {
+// With write it also creates and deletes a rule (or list item) for a
+// documentation address, which proves the edit permission.
+func Verify(ctx context.Context, spec Spec, auth cloudflare.Auth, hc *http.Client, write bool) ([]Check, error) {
 	c, err := cloudflare.New(cloudflare.Options{BaseURL: spec.API, Auth: auth, HTTPClient: hc, MaxRetries: 2})
 	if err != nil {
 		return nil, err
 	}
 	var checks []Check
+	add := func(what string, err error) bool {
+		checks = append(checks, Check{What: what, Err: err})
+		return err == nil
+	}
 	if auth.Token != "" {
 		st, err := c.VerifyToken(ctx, "")
 		if err == nil && st.Status != "active" {
 			err = fmt.Errorf("token status is %q", st.Status)
 		}
-		checks = append(checks, Check{What: "API token is valid and active", Err: err})
+		add("API token is valid and active", err)
 	}
 	switch spec.Scope {
 	case ScopeList:
-		_, err := c.Lists(ctx, spec.Account)
-		checks = append(checks, Check{What: "read IP Lists of account " + spec.Account + " (Account Filter Lists)", Err: err})
+		lists, err := c.Lists(ctx, spec.Account)
+		if !add("read IP Lists of account "+spec.Account+" (Account Filter Lists: Read)", err) || !write {
+			break
+		}
+		listID := ""
+		for _, l := range lists {
+			if strings.EqualFold(l.Name, spec.List) {
+				listID = l.ID
+			}
+		}
+		if listID == "" {
+			add("write list "+spec.List, fmt.Errorf("no list %q: run setup-list first", spec.List))
+			break
+		}
+		err = writeListProbe(ctx, c, spec.Account, listID)
+		add("add and delete an item of list "+spec.List+" (Account Filter Lists: Edit)", err)
 	default:
 		sc, err := scopeOf(ctx, c, spec)
 		if err == nil {
 			_, _, err = c.ListAccessRules(ctx, sc, cloudflare.RuleFilter{PerPage: 1})
 		}
-		checks = append(checks, Check{What: "read access rules at " + spec.String(), Err: err})
+		if !add("read access rules at "+spec.String(), err) || !write {
+			break
+		}
+		cfg, _ := cloudflare.TargetFor(verifyProbe, false)
+		r, err := c.CreateAccessRule(ctx, sc, "challenge", cfg, "edgeban verify (temporary)")
+		if cloudflare.IsDuplicate(err) {
+			add("create and delete an access rule", fmt.Errorf("%s already has a rule; cannot probe without touching it", verifyProbe))
+			break
+		}
+		if err == nil {
+			err = c.DeleteAccessRule(ctx, sc, r.ID)
+		}
+		add("create and delete an access rule for "+verifyProbe, err)
 	}
 	for _, ch := range checks {
 		if ch.Err != nil {
@@ -242,6 +278,33 @@ func Verify(ctx context.Context, spec Spec, auth cloudflare.Auth, hc *http.Clien
 		}
 	}
 	return checks, nil
+}
+
+// writeListProbe adds the probe address to a list and deletes it again.
+func writeListProbe(ctx context.Context, c *cloudflare.Client, account, listID string) error {
+	op, err := c.AddListItems(ctx, account, listID, []cloudflare.ListItemInput{{IP: verifyProbe, Comment: ListCommentPrefix + "verify (temporary)"}})
+	if err == nil {
+		_, err = c.WaitBulkOperation(ctx, account, op)
+	}
+	if err != nil {
+		return err
+	}
+	var ids []string
+	err = c.ListItems(ctx, account, listID, verifyProbe, func(items []cloudflare.ListItem) error {
+		for _, it := range items {
+			if canonicalTarget(it.IP) == verifyProbe {
+				ids = append(ids, it.ID)
+			}
+		}
+		return nil
+	})
+	if err != nil || len(ids) == 0 {
+		return fmt.Errorf("finding the probe item again: %v", err)
+	}
+	if op, err = c.DeleteListItems(ctx, account, listID, ids); err == nil {
+		_, err = c.WaitBulkOperation(ctx, account, op)
+	}
+	return err
 }
 
 // scopeOf resolves a spec's access-rule scope without the store's cache.
