@@ -84,7 +84,7 @@ func (c *cli) addCFFlags(fs *flag.FlagSet, dest bool) *cfFlags {
 	fs.StringVar(&f.p.Notes, "notes", "", "notes template, {jail} is the jail's name; default \""+delivery.DefaultNotes+"\"")
 	fs.BoolVar(&f.p.AggregateV6, "aggregate-v6", false, "ban an IPv6 address's whole /64 (ip_range)")
 	fs.IntVar(&f.p.Capacity, "capacity", 0, "most bans the destination may hold; default 50000 rules, or the plan's list cap")
-	fs.StringVar(&f.p.Policy, "policy", "", "when full: keep-oldest (new bans wait) or evict-oldest; default keep-oldest")
+	fs.StringVar(&f.p.Policy, "policy", "", "when full: keep-oldest (new bans wait), evict-oldest, or aggregate (merge into /24 and /64 ranges, then keep-oldest); default keep-oldest")
 	fs.StringVar(&f.p.Plan, "plan", "", "the account's plan for list capacity: free, pro, business or enterprise")
 	fs.StringVar(&f.p.Email, "email", "", "account e-mail for the global API key (cfuser); without it the secret is an API token")
 	fs.StringVar(&f.p.TokenFile, "token-file", "", "file holding the secret, mode 0600 (cftoken_file)")

@@ -34,6 +34,10 @@ type Hold struct {
 	Target string
 	Jail   string
 	IP     string
+	// Cover, when set, is a range that may already be wanted in place of
+	// Target (an aggregate made when the destination was full); the hold
+	// then joins it.
+	Cover string
 }
 
 // Entry is the outbox state of one target at one destination.
@@ -142,6 +146,24 @@ func (db *DB) Ban(ctx context.Context, holds ...Hold) (pending int, err error) {
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		pending = 0
 		for _, h := range holds {
+			// The same jail banning the same address again keeps its hold,
+			// whatever target it maps to now.
+			var existing string
+			err := tx.QueryRowContext(ctx, "SELECT target FROM cf_hold WHERE dest = ? AND ip = ? AND jail = ?", h.Dest, h.IP, h.Jail).Scan(&existing)
+			switch {
+			case err == nil:
+				h.Target = existing
+			case !errors.Is(err, sql.ErrNoRows):
+				return err
+			case h.Cover != "":
+				var n int
+				if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM cf_entry WHERE dest = ? AND target = ? AND want = 1", h.Dest, h.Cover).Scan(&n); err != nil {
+					return err
+				}
+				if n > 0 {
+					h.Target = h.Cover
+				}
+			}
 			if _, err := tx.ExecContext(ctx,
 				"INSERT INTO cf_hold (dest, target, jail, ip, since) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
 				h.Dest, h.Target, h.Jail, h.IP, now); err != nil {
@@ -150,7 +172,7 @@ func (db *DB) Ban(ctx context.Context, holds ...Hold) (pending int, err error) {
 			// A target that was idle (want == have) and becomes pending starts
 			// afresh; one that was already pending keeps its backoff.
 			var have int
-			err := tx.QueryRowContext(ctx, `
+			err = tx.QueryRowContext(ctx, `
 INSERT INTO cf_entry (dest, target, want, have, jail, changed) VALUES (?, ?, 1, 0, ?, ?)
 ON CONFLICT(dest, target) DO UPDATE SET
 	want = 1,
@@ -188,13 +210,15 @@ func (db *DB) Unban(ctx context.Context, holds ...Hold) (pending int, err error)
 	err = db.tx(ctx, func(tx *sql.Tx) error {
 		pending = 0
 		for _, h := range holds {
-			res, err := tx.ExecContext(ctx,
-				"DELETE FROM cf_hold WHERE dest = ? AND target = ? AND jail = ? AND ip = ?",
-				h.Dest, h.Target, h.Jail, h.IP)
-			if err != nil {
+			// The hold is found by address: it may belong to an aggregate.
+			held := true
+			err := tx.QueryRowContext(ctx, "DELETE FROM cf_hold WHERE dest = ? AND ip = ? AND jail = ? RETURNING target",
+				h.Dest, h.IP, h.Jail).Scan(&h.Target)
+			if errors.Is(err, sql.ErrNoRows) {
+				held = false
+			} else if err != nil {
 				return err
 			}
-			held, _ := res.RowsAffected()
 			var left int
 			if err := tx.QueryRowContext(ctx, "SELECT count(*) FROM cf_hold WHERE dest = ? AND target = ?",
 				h.Dest, h.Target).Scan(&left); err != nil {
@@ -203,7 +227,7 @@ func (db *DB) Unban(ctx context.Context, holds ...Hold) (pending int, err error)
 			if left > 0 {
 				continue
 			}
-			if held == 0 {
+			if !held {
 				// Unknown to us: maybe a rule made by the shell action.
 				res, err := tx.ExecContext(ctx, `
 INSERT INTO cf_entry (dest, target, want, have, jail, changed) VALUES (?, ?, 0, 1, ?, ?)
@@ -736,7 +760,8 @@ func (db *DB) Oldest(ctx context.Context, dests []int64, limit int) ([]Entry, er
 	return out, rows.Err()
 }
 
-// Live counts the targets Cloudflare holds for the given destinations.
+// Live counts the targets Cloudflare holds for the given destinations and
+// will go on holding: those pending removal are about to free their room.
 func (db *DB) Live(ctx context.Context, dests []int64) (int, error) {
 	if len(dests) == 0 {
 		return 0, nil
@@ -746,8 +771,73 @@ func (db *DB) Live(ctx context.Context, dests []int64) (int, error) {
 		args = append(args, d)
 	}
 	var n int
-	if err := db.sql.QueryRowContext(ctx, "SELECT count(*) FROM cf_entry WHERE have = 1 AND dest IN ("+placeholders(len(dests))+")", args...).Scan(&n); err != nil {
+	if err := db.sql.QueryRowContext(ctx, "SELECT count(*) FROM cf_entry WHERE have = 1 AND want = 1 AND dest IN ("+placeholders(len(dests))+")", args...).Scan(&n); err != nil {
 		return 0, fmt.Errorf("store: live: %w", err)
 	}
 	return n, nil
+}
+
+// Aggregate replaces member targets of dest with the range prefix that
+// covers them: their holds move to prefix, the members are no longer
+// wanted (delivery removes those Cloudflare holds), and prefix is wanted.
+// It is how the aggregate capacity policy frees room. It returns how many
+// members it moved.
+func (db *DB) Aggregate(ctx context.Context, dest int64, prefix string, members []string, detail string) (int, error) {
+	now := ms(db.now())
+	moved := 0
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		moved = 0
+		jail := ""
+		for _, m := range members {
+			if m == prefix {
+				continue
+			}
+			if jail == "" {
+				tx.QueryRowContext(ctx, "SELECT jail FROM cf_hold WHERE dest = ? AND target = ? LIMIT 1", dest, m).Scan(&jail)
+			}
+			res, err := tx.ExecContext(ctx, "UPDATE cf_hold SET target = ? WHERE dest = ? AND target = ?", prefix, dest, m)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				continue
+			}
+			if _, err := tx.ExecContext(ctx, `
+UPDATE cf_entry SET want = 0, changed = ?,
+	attempts = CASE WHEN have = 0 THEN 0 ELSE attempts END,
+	next_at = CASE WHEN have = 0 THEN 0 ELSE next_at END,
+	last_error = CASE WHEN have = 0 THEN '' ELSE last_error END
+WHERE dest = ? AND target = ?`, now, dest, m); err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, "INSERT INTO cf_log (at, dest, target, op, outcome, detail) VALUES (?, ?, ?, 'ban', 'aggregated', ?)",
+				now, dest, m, detail); err != nil {
+				return err
+			}
+			moved++
+		}
+		if moved == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(ctx, `
+INSERT INTO cf_entry (dest, target, want, have, jail, changed) VALUES (?, ?, 1, 0, ?, ?)
+ON CONFLICT(dest, target) DO UPDATE SET want = 1, jail = excluded.jail, changed = excluded.changed`, dest, prefix, jail, now)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: aggregate %s: %w", prefix, err)
+	}
+	return moved, nil
+}
+
+// Unclaim gives back owner's claims of the given targets, unchanged.
+func (db *DB) Unclaim(ctx context.Context, owner string, dest int64, targets []string) error {
+	return db.tx(ctx, func(tx *sql.Tx) error {
+		for _, t := range targets {
+			if _, err := tx.ExecContext(ctx, "UPDATE cf_entry SET claim = '', claim_until = 0 WHERE dest = ? AND target = ? AND claim = ?", dest, t, owner); err != nil {
+				return fmt.Errorf("store: unclaim: %w", err)
+			}
+		}
+		return nil
+	})
 }

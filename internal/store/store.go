@@ -166,6 +166,11 @@ CREATE TABLE rate_bucket (
 	at     INTEGER NOT NULL
 );
 `,
+	// 3: holds are found by address, whatever target they map to (an
+	// aggregated range holds the addresses it covers).
+	`
+CREATE INDEX cf_hold_ip ON cf_hold (dest, ip, jail);
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -568,6 +568,27 @@ func (d *Deliverer) checkCapacity(ctx context.Context, dests []*dest, es []store
 	if over <= 0 {
 		return nil, nil, true
 	}
+	if spec.Policy == PolicyAggregate {
+		merged, saved := d.aggregate(ctx, dests, over)
+		over -= saved
+		// Adds merged into a range are no longer wanted themselves: give
+		// their claims back; the range is delivered in the next round.
+		rest := adds[:0:0]
+		gone := map[int64][]string{}
+		for _, e := range adds {
+			if merged[e.Target] {
+				gone[e.Dest] = append(gone[e.Dest], e.Target)
+			} else {
+				rest = append(rest, e)
+			}
+		}
+		for dest, targets := range gone {
+			if err := d.db.Unclaim(ctx, d.cfg.Owner, dest, targets); err != nil {
+				d.log.Error("releasing merged bans", "err", err)
+			}
+		}
+		adds = rest
+	}
 	if spec.Policy == PolicyEvictOldest {
 		victims, err = d.db.Oldest(ctx, ids, over)
 		if err != nil {
@@ -603,4 +624,82 @@ func (d *Deliverer) checkCapacity(ctx context.Context, dests []*dest, es []store
 		d.log.Warn("capacity reached: newest bans held back and reported", "dest", spec.String(), "capacity", spec.Capacity, "live", live, "held", fresh, "policy", spec.Policy)
 	}
 	return keep, victims, false
+}
+
+// aggregate merges the wanted addresses of dests into their covering
+// ranges, biggest groups first, until over slots are saved or nothing is
+// left to merge. It returns the targets merged away and the slots saved.
+func (d *Deliverer) aggregate(ctx context.Context, dests []*dest, over int) (map[string]bool, int) {
+	type group struct {
+		ds      *dest
+		prefix  string
+		members []string
+		exists  bool // the range is already wanted: every member saves a slot
+	}
+	var groups []*group
+	for _, ds := range dests {
+		byPrefix := map[string]*group{}
+		err := d.db.Entries(ctx, ds.id, func(e store.Entry) error {
+			if !e.Want || e.Foreign {
+				return nil
+			}
+			if p := ds.spec.Cover(e.Target); p != "" {
+				g := byPrefix[p]
+				if g == nil {
+					g = &group{ds: ds, prefix: p}
+					byPrefix[p] = g
+				}
+				g.members = append(g.members, e.Target)
+			} else if g := byPrefix[e.Target]; g != nil {
+				g.exists = true
+			} else {
+				byPrefix[e.Target] = &group{ds: ds, prefix: e.Target, exists: true}
+			}
+			return nil
+		})
+		if err != nil {
+			d.log.Error("reading bans to aggregate", "err", err)
+			return nil, 0
+		}
+		for _, g := range byPrefix {
+			if len(g.members) >= 2 || g.exists && len(g.members) > 0 {
+				groups = append(groups, g)
+			}
+		}
+	}
+	sort.Slice(groups, func(i, j int) bool {
+		if len(groups[i].members) != len(groups[j].members) {
+			return len(groups[i].members) > len(groups[j].members)
+		}
+		return groups[i].prefix < groups[j].prefix
+	})
+	merged := map[string]bool{}
+	saved, ranges := 0, 0
+	for _, g := range groups {
+		if saved >= over {
+			break
+		}
+		detail := fmt.Sprintf("capacity %d reached: merged into %s by the %s policy", g.ds.spec.Capacity, g.prefix, g.ds.spec.Policy)
+		n, err := d.db.Aggregate(ctx, g.ds.id, g.prefix, g.members, detail)
+		if err != nil {
+			d.log.Error("aggregating", "prefix", g.prefix, "err", err)
+			continue
+		}
+		if n == 0 {
+			continue
+		}
+		for _, m := range g.members {
+			merged[m] = true
+		}
+		saved += n
+		if !g.exists {
+			saved--
+		}
+		ranges++
+	}
+	if ranges > 0 {
+		d.log.Warn("capacity reached: merged banned addresses into ranges", "dest", dests[0].spec.String(),
+			"capacity", dests[0].spec.Capacity, "ranges", ranges, "addresses", len(merged), "slots_saved", saved)
+	}
+	return merged, saved
 }

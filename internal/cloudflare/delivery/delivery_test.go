@@ -350,6 +350,80 @@ func TestCapacityPolicies(t *testing.T) {
 	}
 }
 
+func TestCapacityAggregate(t *testing.T) {
+	tests := []struct {
+		name     string
+		spec     Spec
+		list     bool
+		wantLive []string
+	}{
+		// Merging the /24 frees enough: the IPv6 address keeps its own rule.
+		{"access rules", Spec{Scope: ScopeAccount, Account: cfsim.DefaultAccountID, Capacity: 3, Policy: PolicyAggregate}, false,
+			[]string{"192.0.2.0/24", "198.51.100.1", "2001:db8::1"}},
+		{"list", Spec{Scope: ScopeList, Account: cfsim.DefaultAccountID, List: "edgeban", Capacity: 3, Policy: PolicyAggregate}, true,
+			[]string{"192.0.2.0/24", "198.51.100.1", "2001:db8::/64"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, cfsim.Config{})
+			auth := cloudflare.Auth{Token: testToken}
+			if tt.list {
+				spec := tt.spec
+				spec.API, spec.Cred = e.api(), auth.Fingerprint()
+				spec, _ = spec.Normalize()
+				if _, err := SetupList(ctx, spec, auth, e.hc, []string{cfsim.DefaultZoneName}, "block"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			d := e.register(tt.spec, auth)
+			live := func() []string {
+				var out []string
+				if tt.list {
+					for _, it := range e.sim.ListItems("edgeban") {
+						out = append(out, it.Value)
+					}
+				} else {
+					for _, r := range e.sim.AccessRules(cfsim.AccountScope(cfsim.DefaultAccountID)) {
+						out = append(out, r.Value)
+					}
+				}
+				sort.Strings(out)
+				return out
+			}
+			for _, ip := range []string{"192.0.2.1", "192.0.2.2", "198.51.100.1", "192.0.2.3", "2001:db8::1"} {
+				e.outbox.Ban(ctx, d, "sshd", ip)
+				e.drain(e.deliverer("t"))
+			}
+			// A later ban inside an aggregated range joins it.
+			e.outbox.Ban(ctx, d, "nginx", "192.0.2.9")
+			e.drain(e.deliverer("t"))
+			if got := live(); fmt.Sprint(got) != fmt.Sprint(tt.wantLive) {
+				t.Fatalf("live %v, want %v", got, tt.wantLive)
+			}
+			rep, _ := Status(ctx, e.db, 1150, 5*time.Minute, 50)
+			if rep.Dests[0].PendingBan+rep.Dests[0].PendingUnban != 0 {
+				t.Errorf("pending after aggregation: %+v", rep.Dests[0])
+			}
+			hist := fmt.Sprint(rep.History)
+			if !strings.Contains(hist, "aggregated") {
+				t.Errorf("the aggregation is not reported in the history: %s", hist)
+			}
+			// The range stays while any covered address is banned.
+			e.outbox.Unban(ctx, d, "sshd", "192.0.2.1", "192.0.2.2", "192.0.2.3")
+			e.drain(e.deliverer("t"))
+			if got := live(); !strings.Contains(fmt.Sprint(got), "192.0.2.0/24") {
+				t.Fatalf("range removed while 192.0.2.9 is banned: %v", got)
+			}
+			e.outbox.Unban(ctx, d, "nginx", "192.0.2.9")
+			e.drain(e.deliverer("t"))
+			if got := live(); strings.Contains(fmt.Sprint(got), "192.0.2.0/24") {
+				t.Fatalf("range kept after its last address was unbanned: %v", got)
+			}
+		})
+	}
+}
+
 func TestRateLimitIsShared(t *testing.T) {
 	// Two deliverers (two processes' worth) on one credential stay together
 	// under the budget: the simulator never has to say 429.

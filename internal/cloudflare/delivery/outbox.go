@@ -67,7 +67,7 @@ func holds(d Dest, jail string, addrs []string) ([]store.Hold, []string, error) 
 		if err != nil {
 			return nil, nil, fmt.Errorf("%q: %w", a, err)
 		}
-		hs = append(hs, store.Hold{Dest: d.ID, Target: t, Jail: jail, IP: norm})
+		hs = append(hs, store.Hold{Dest: d.ID, Target: t, Jail: jail, IP: norm, Cover: d.Spec.Cover(t)})
 		targets = append(targets, t)
 	}
 	return hs, targets, nil

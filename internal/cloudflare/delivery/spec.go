@@ -35,6 +35,7 @@ const (
 const (
 	PolicyKeepOldest  = "keep-oldest"  // new bans wait, parked and reported, until room frees up
 	PolicyEvictOldest = "evict-oldest" // the oldest bans are removed to make room, and reported
+	PolicyAggregate   = "aggregate"    // addresses are merged into their /24 (IPv4) or /64 (IPv6), then keep-oldest
 )
 
 // DefaultNotes is the note of the seed's cloudflare-restv4 action. Keeping it
@@ -128,9 +129,9 @@ func (s Spec) Normalize() (Spec, error) {
 	switch s.Policy {
 	case "":
 		s.Policy = PolicyKeepOldest
-	case PolicyKeepOldest, PolicyEvictOldest:
+	case PolicyKeepOldest, PolicyEvictOldest, PolicyAggregate:
 	default:
-		return s, fmt.Errorf("capacity policy %q: use %s or %s", s.Policy, PolicyKeepOldest, PolicyEvictOldest)
+		return s, fmt.Errorf("capacity policy %q: use %s, %s or %s", s.Policy, PolicyKeepOldest, PolicyEvictOldest, PolicyAggregate)
 	}
 	return s, nil
 }
@@ -179,6 +180,25 @@ func (s Spec) Target(addr string) (string, error) {
 		return "", err
 	}
 	return cfg.Value, nil
+}
+
+// Cover is the range that the aggregate policy would merge target into:
+// the /24 of an IPv4 address, the /64 of an IPv6 one (both allowed as
+// ip_range rules and as list items). It is "" for a target that is already
+// a range, or when the policy is not aggregate.
+func (s Spec) Cover(target string) string {
+	if s.Policy != PolicyAggregate {
+		return ""
+	}
+	a, err := netip.ParseAddr(target)
+	if err != nil {
+		return ""
+	}
+	bits := 64
+	if a.Is4() {
+		bits = 24
+	}
+	return netip.PrefixFrom(a, bits).Masked().String()
 }
 
 // Note renders the notes template for a jail.
