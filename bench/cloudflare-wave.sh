@@ -422,22 +422,28 @@ scenario2() {
 
 # ================================================================ scenario 3
 
-scenario3() { # POLICY
-	local policy=$1 tag=s3-$1
-	local cap=${CAPACITY:-10000} total
-	total=$((cap + OVER))
-	log "== 3 ($policy): list mode, Free plan, $total IPs into a capacity of $cap"
-	local db=$WORK/$tag.db tok=$WORK/token
+# s3_start POLICY TAG CAP DB: a fresh cfsim with the list set up and a
+# worker; sets S3_EB (the ban command line) and S3_R0 (cfsim's requests so far).
+s3_start() {
+	local policy=$1 tag=$2 cap=$3 db=$4 tok=$WORK/token
+	log "== 3 ($policy): list mode, Free plan, $((cap + OVER)) IPs into a capacity of $cap"
 	local -a simcap=() ebcap=()
 	if [[ -n $CAPACITY ]]; then simcap=(-max-list-items "$CAPACITY"); ebcap=(--capacity "$CAPACITY"); fi
 	start_cfsim "$tag" -plan free -token "$TOKEN" "${simcap[@]}"
 	"$BIN/edgeban" cloudflare setup-list --api "$CF_API" --account "$ACCOUNT" --zone example.com \
 		--list edgeban --token-file "$tok" --db "$db" >"$OUT/$tag-setup.txt"
-	local r0
-	r0=$(statn .requests)
+	S3_R0=$(statn .requests)
 	start_worker "$tag" "$db"
-	local -a eb=(cloudflare ban --db "$db" --api "$CF_API" --account "$ACCOUNT" --list edgeban
+	S3_EB=(cloudflare ban --db "$db" --api "$CF_API" --account "$ACCOUNT" --list edgeban
 		--plan free "${ebcap[@]}" --policy "$policy" --jail sshd --token-file "$tok")
+}
+
+scenario3() { # POLICY
+	local policy=$1 tag=s3-$1
+	local cap=${CAPACITY:-10000} db=$WORK/$tag.db r0
+	local -a eb
+	s3_start "$policy" "$tag" "$cap" "$db"
+	r0=$S3_R0 eb=("${S3_EB[@]}")
 	# The oldest OVER first, then the rest up to capacity, then OVER more once
 	# those are live: which bans are the oldest is then known exactly.
 	ips 0 "$OVER" >"$WORK/$tag.old"
@@ -498,20 +504,10 @@ scenario3() { # POLICY
 # banned address stays covered by an item, and none is held back.
 scenario3_aggregate() {
 	local policy=aggregate tag=s3-aggregate
-	local cap=${CAPACITY:-10000} total
-	total=$((cap + OVER))
-	log "== 3 ($policy): list mode, Free plan, $total IPs into a capacity of $cap"
-	local db=$WORK/$tag.db tok=$WORK/token
-	local -a simcap=() ebcap=()
-	if [[ -n $CAPACITY ]]; then simcap=(-max-list-items "$CAPACITY"); ebcap=(--capacity "$CAPACITY"); fi
-	start_cfsim "$tag" -plan free -token "$TOKEN" "${simcap[@]}"
-	"$BIN/edgeban" cloudflare setup-list --api "$CF_API" --account "$ACCOUNT" --zone example.com \
-		--list edgeban --token-file "$tok" --db "$db" >"$OUT/$tag-setup.txt"
-	local r0
-	r0=$(statn .requests)
-	start_worker "$tag" "$db"
-	local -a eb=(cloudflare ban --db "$db" --api "$CF_API" --account "$ACCOUNT" --list edgeban
-		--plan free "${ebcap[@]}" --policy "$policy" --jail sshd --token-file "$tok")
+	local cap=${CAPACITY:-10000} db=$WORK/$tag.db r0
+	local -a eb
+	s3_start "$policy" "$tag" "$cap" "$db"
+	r0=$S3_R0 eb=("${S3_EB[@]}")
 	ips 0 "$cap" >"$WORK/$tag.first"
 	ips "$cap" "$OVER" >"$WORK/$tag.new"
 	wave "$tag-a" batch 500 "$WORK/$tag.first" "${eb[@]}"
