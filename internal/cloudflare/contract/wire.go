@@ -106,7 +106,14 @@ func (v *Validator) Handler(next http.Handler, report func(error)) http.Handler 
 			RequestHeader: r.Header.Clone(),
 			RequestBody:   body,
 		}
-		rec := &recorder{ResponseWriter: w}
+		validate := func() {
+			for _, err := range v.Validate(r.Context(), ex) {
+				report(err)
+			}
+		}
+		// A hijacked connection is closed by next: the request is checked
+		// before that, so that the client cannot see the close first.
+		rec := &recorder{ResponseWriter: w, beforeHijack: validate}
 		next.ServeHTTP(rec, r)
 		if !rec.hijacked {
 			if rec.status == 0 {
@@ -115,11 +122,7 @@ func (v *Validator) Handler(next http.Handler, report func(error)) http.Handler 
 			ex.Status = rec.status
 			ex.ResponseHeader = w.Header().Clone()
 			ex.ResponseBody = rec.body.Bytes()
-		}
-		for _, err := range v.Validate(r.Context(), ex) {
-			report(err)
-		}
-		if !rec.hijacked {
+			validate()
 			w.WriteHeader(rec.status)
 			w.Write(rec.body.Bytes()) //nolint:errcheck // the client may have gone
 		}
@@ -131,9 +134,10 @@ func (v *Validator) Handler(next http.Handler, report func(error)) http.Handler 
 // Hijack directly.
 type recorder struct {
 	http.ResponseWriter
-	status   int
-	body     bytes.Buffer
-	hijacked bool
+	status       int
+	body         bytes.Buffer
+	hijacked     bool
+	beforeHijack func()
 }
 
 // WriteHeader records the status.
@@ -162,6 +166,9 @@ func (r *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := r.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, fmt.Errorf("contract: %T cannot hijack", r.ResponseWriter)
+	}
+	if r.beforeHijack != nil && !r.hijacked {
+		r.beforeHijack()
 	}
 	conn, rw, err := h.Hijack()
 	if err == nil {
