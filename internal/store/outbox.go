@@ -60,19 +60,20 @@ type Entry struct {
 // Pending reports whether the entry needs delivery.
 func (e Entry) Pending() bool { return e.Want != e.Have }
 
-// Destination returns the id of the destination with key, creating it with
-// spec if it does not exist yet.
+// Destination returns the id of the destination with key, creating it
+// with spec if it does not exist yet, and updating its spec if it changed.
 func (db *DB) Destination(ctx context.Context, key string, spec []byte) (int64, error) {
 	var id int64
-	err := db.sql.QueryRowContext(ctx, "SELECT id FROM cf_dest WHERE key = ?", key).Scan(&id)
-	if err == nil {
+	var old []byte
+	err := db.sql.QueryRowContext(ctx, "SELECT id, spec FROM cf_dest WHERE key = ?", key).Scan(&id, &old)
+	if err == nil && string(old) == string(spec) {
 		return id, nil
 	}
-	if !errors.Is(err, sql.ErrNoRows) {
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("store: destination: %w", err)
 	}
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "INSERT INTO cf_dest (key, spec, created) VALUES (?, ?, ?) ON CONFLICT(key) DO NOTHING",
+		if _, err := tx.ExecContext(ctx, "INSERT INTO cf_dest (key, spec, created) VALUES (?, ?, ?) ON CONFLICT(key) DO UPDATE SET spec = excluded.spec",
 			key, spec, ms(db.now())); err != nil {
 			return err
 		}
@@ -82,6 +83,19 @@ func (db *DB) Destination(ctx context.Context, key string, spec []byte) (int64, 
 		return 0, fmt.Errorf("store: destination: %w", err)
 	}
 	return id, nil
+}
+
+// DestSpec returns the current spec of destination id.
+func (db *DB) DestSpec(ctx context.Context, id int64) ([]byte, error) {
+	var spec []byte
+	err := db.sql.QueryRowContext(ctx, "SELECT spec FROM cf_dest WHERE id = ?", id).Scan(&spec)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("store: destination %d: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("store: destination %d: %w", id, err)
+	}
+	return spec, nil
 }
 
 // Destinations lists every destination.

@@ -105,6 +105,7 @@ type Stats struct {
 // dest is a destination with its client, loaded once.
 type dest struct {
 	id     int64
+	raw    []byte // the stored spec this was loaded from
 	spec   Spec
 	client *cloudflare.Client
 	budget *store.Budget
@@ -129,51 +130,46 @@ func New(cfg Config) (*Deliverer, error) {
 // Stats returns the deliverer's counters.
 func (d *Deliverer) Stats() *Stats { return &d.stats }
 
-// dest loads a destination, its credential and its client.
+// dest loads a destination, its credential and its client, again when a
+// later registration changed its spec (a new token, another policy).
 func (d *Deliverer) dest(ctx context.Context, id int64) (*dest, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if ds, ok := d.dests[id]; ok {
-		return ds, nil
-	}
-	all, err := d.db.Destinations(ctx)
+	raw, err := d.db.DestSpec(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	for _, row := range all {
-		if row.ID != id {
-			continue
-		}
-		var spec Spec
-		if err := json.Unmarshal(row.Spec, &spec); err != nil {
-			return nil, fmt.Errorf("destination %d: %w", id, err)
-		}
-		raw, err := d.db.Secret(ctx, spec.Cred)
-		if err != nil {
-			return nil, fmt.Errorf("destination %d: %w", id, err)
-		}
-		var sec Secret
-		if err := json.Unmarshal(raw, &sec); err != nil {
-			return nil, fmt.Errorf("destination %d: credential: %w", id, err)
-		}
-		budget := d.db.Budget(spec.Cred, d.cfg.RateLimit, d.cfg.RateWindow, d.cfg.RateBurst)
-		client, err := cloudflare.New(cloudflare.Options{
-			BaseURL:    spec.API,
-			Auth:       sec.Auth(),
-			HTTPClient: d.cfg.HTTPClient,
-			Limiter:    budget,
-			MaxRetries: d.cfg.MaxRetries,
-			Logger:     d.log,
-			Observe:    d.cfg.Observe,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("destination %d: %w", id, err)
-		}
-		ds := &dest{id: id, spec: spec, client: client, budget: budget}
-		d.dests[id] = ds
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ds, ok := d.dests[id]; ok && string(ds.raw) == string(raw) {
 		return ds, nil
 	}
-	return nil, fmt.Errorf("destination %d: %w", id, store.ErrNotFound)
+	var spec Spec
+	if err := json.Unmarshal(raw, &spec); err != nil {
+		return nil, fmt.Errorf("destination %d: %w", id, err)
+	}
+	secret, err := d.db.Secret(ctx, spec.Cred)
+	if err != nil {
+		return nil, fmt.Errorf("destination %d: %w", id, err)
+	}
+	var sec Secret
+	if err := json.Unmarshal(secret, &sec); err != nil {
+		return nil, fmt.Errorf("destination %d: credential: %w", id, err)
+	}
+	budget := d.db.Budget(spec.Cred, d.cfg.RateLimit, d.cfg.RateWindow, d.cfg.RateBurst)
+	client, err := cloudflare.New(cloudflare.Options{
+		BaseURL:    spec.API,
+		Auth:       sec.Auth(),
+		HTTPClient: d.cfg.HTTPClient,
+		Limiter:    budget,
+		MaxRetries: d.cfg.MaxRetries,
+		Logger:     d.log,
+		Observe:    d.cfg.Observe,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("destination %d: %w", id, err)
+	}
+	ds := &dest{id: id, raw: raw, spec: spec, client: client, budget: budget}
+	d.dests[id] = ds
+	return ds, nil
 }
 
 // Drain delivers the entries that f selects until none is left or ctx

@@ -530,3 +530,30 @@ func TestVerify(t *testing.T) {
 		t.Errorf("verify left %d rules or items behind", n)
 	}
 }
+
+func TestRegisterKeepsBansAcrossTokenRotation(t *testing.T) {
+	// A rotated token or a changed policy is the same destination: the bans
+	// already held stay with it, and the new settings apply.
+	ctx := context.Background()
+	const newToken = "rotated-token-0123456789abcdef"
+	e := newEnv(t, cfsim.Config{Tokens: []cfsim.Token{{Value: testToken}, {Value: newToken}}})
+	spec := Spec{Scope: ScopeAccount, Account: cfsim.DefaultAccountID}
+	d1 := e.register(spec, cloudflare.Auth{Token: testToken})
+	e.outbox.Ban(ctx, d1, "sshd", "192.0.2.1")
+	dl := e.deliverer("t")
+	e.drain(dl)
+	spec.Policy = PolicyEvictOldest
+	d2 := e.register(spec, cloudflare.Auth{Token: newToken})
+	if d1.ID != d2.ID {
+		t.Fatalf("a new destination %d for the same scope (was %d)", d2.ID, d1.ID)
+	}
+	e.outbox.Unban(ctx, d2, "sshd", "192.0.2.1")
+	e.drain(dl) // the same deliverer picks the new spec up
+	if n := len(e.sim.AccessRules(cfsim.AccountScope(cfsim.DefaultAccountID))); n != 0 {
+		t.Fatalf("%d rules left after the unban", n)
+	}
+	ds, err := dl.dest(ctx, d2.ID)
+	if err != nil || ds.spec.Policy != PolicyEvictOldest || ds.spec.Cred != (cloudflare.Auth{Token: newToken}).Fingerprint() {
+		t.Errorf("deliverer still on the old spec: %+v %v", ds.spec, err)
+	}
+}

@@ -148,9 +148,17 @@ func validListName(n string) bool {
 	return true
 }
 
-// Key is the destination's identity in the outbox.
+// Key is the destination's identity in the outbox: where the rules live
+// and how we recognise and map them. The credential, the mode and the
+// capacity settings are not part of it, so that rotating a token or
+// changing the policy keeps the bans already held; the latest registration
+// of a destination sets them.
 func (s Spec) Key() string {
-	b, _ := json.Marshal(s)
+	id := struct {
+		API, Scope, Account, Zone, List, Notes string
+		AggregateV6                            bool
+	}{s.API, s.Scope, s.Account, s.Zone, s.List, s.Notes, s.AggregateV6}
+	b, _ := json.Marshal(id)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }
