@@ -1,0 +1,225 @@
+package filter
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"regexp/syntax"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/dlclark/regexp2"
+)
+
+// MatchTimeout bounds one regexp2 match (RE2 matches run in linear time and
+// need no bound). A match that times out counts as no match.
+const MatchTimeout = time.Second
+
+// Regex is a compiled fail2ban regex: tags expanded, the Python pattern
+// translated once, matched by Go's regexp when RE2 can express the pattern
+// and by regexp2 otherwise. It is safe for concurrent use.
+type Regex struct {
+	source   string
+	expanded string
+	feature  string // Python-only feature that forced regexp2, or ""
+	re       *regexp.Regexp
+	re2      *regexp2.Regexp
+	names    []string // group names in group-number order (index 0 unused)
+}
+
+// Compile expands fail2ban's regex tags in pattern and compiles the result
+// with fail2ban's defaults (usedns = yes, single line).
+func Compile(pattern string) (*Regex, error) {
+	return CompileOptions(pattern, Options{})
+}
+
+// CompileOptions is Compile with explicit Options.
+func CompileOptions(pattern string, opts Options) (*Regex, error) {
+	expanded := ExpandTags(pattern, opts)
+	if strings.TrimSpace(expanded) == "" {
+		return nil, errors.New("filter: cannot compile an empty regex")
+	}
+	r := &Regex{source: pattern, expanded: expanded}
+	py := strings.ReplaceAll(expanded, reIP6, reIP6RE2)
+	if opts.Multiline {
+		py = "(?m)" + py
+	}
+	feature, pos := pyOnly(py)
+	var reErr error
+	if feature == "" {
+		goPat, err := toRE2(py)
+		if err == nil {
+			re, err2 := regexp.Compile(goPat)
+			if err2 == nil {
+				r.re = re
+				r.names = re.SubexpNames()
+				return r, nil
+			}
+			err = err2
+		}
+		reErr = err
+		feature = "rejected by RE2"
+	}
+	rOpts := regexp2.None
+	if opts.Multiline {
+		rOpts |= regexp2.Multiline
+	}
+	// Keep fail2ban's original IPv6 lookbehind: regexp2 has lookbehind.
+	dotnet := toRegexp2(expanded)
+	re2, err := regexp2.Compile(dotnet, rOpts)
+	if err != nil {
+		if reErr != nil {
+			return nil, fmt.Errorf("filter: compile %q: %w (RE2: %s)", expanded, err, errPos(expanded, reErr))
+		}
+		return nil, fmt.Errorf("filter: compile %q (%s at offset %d): %w", expanded, feature, pos, err)
+	}
+	re2.MatchTimeout = MatchTimeout
+	r.re2 = re2
+	r.feature = feature
+	nums := re2.GetGroupNumbers()
+	hi := 0
+	for _, n := range nums {
+		hi = max(hi, n)
+	}
+	r.names = make([]string, hi+1)
+	for _, n := range nums {
+		if name := re2.GroupNameFromNumber(n); n > 0 && name != fmt.Sprint(n) {
+			r.names[n] = name
+		}
+	}
+	return r, nil
+}
+
+// errPos describes a Go regexp error with the offset of the offending
+// expression in the pattern, when it can be found.
+func errPos(pattern string, err error) string {
+	var se *syntax.Error
+	if errors.As(err, &se) {
+		if i := strings.Index(pattern, se.Expr); i >= 0 && se.Expr != "" {
+			return fmt.Sprintf("%s at offset %d", se.Error(), i)
+		}
+	}
+	return err.Error()
+}
+
+// Source returns the pattern as given to Compile.
+func (r *Regex) Source() string { return r.source }
+
+// Expanded returns the pattern after tag expansion, as fail2ban's
+// Regex.getRegex returns it (Python syntax).
+func (r *Regex) Expanded() string { return r.expanded }
+
+// Engine reports which engine matches: "re2" (Go's regexp) or "regexp2".
+func (r *Regex) Engine() string {
+	if r.re != nil {
+		return "re2"
+	}
+	return "regexp2"
+}
+
+// Fallback names the Python-only feature that made Compile choose regexp2,
+// or returns "" for RE2 patterns.
+func (r *Regex) Fallback() string { return r.feature }
+
+// HasGroup reports whether the pattern has a named group name (fail2ban's
+// name, such as "ip4", "user" or "fid").
+func (r *Regex) HasGroup(name string) bool {
+	for _, n := range r.names {
+		if n == name && n != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// Match is one successful search. Start and End are byte offsets into the
+// searched string.
+type Match struct {
+	Start, End int
+	names      []string
+	values     []string
+	set        []bool
+}
+
+// Group returns the text of the named group and whether it took part in
+// the match (Python's None is "", false).
+func (m Match) Group(name string) (string, bool) {
+	for i, n := range m.names {
+		if n == name && m.set[i] {
+			return m.values[i], true
+		}
+	}
+	return "", false
+}
+
+// Groups returns the named groups that took part in the match, by
+// fail2ban's names.
+func (m Match) Groups() map[string]string {
+	g := make(map[string]string)
+	for i, n := range m.names {
+		if n != "" && m.set[i] {
+			g[n] = m.values[i]
+		}
+	}
+	return g
+}
+
+// Host returns the matched host as fail2ban's getHost does: the first of
+// the ip4, ip6 and dns groups that took part.
+func (m Match) Host() (string, bool) {
+	for _, n := range []string{"ip4", "ip6", "dns"} {
+		if v, ok := m.Group(n); ok {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// Match searches s (like Python's re.search) and returns the leftmost
+// match. s is one log line without its trailing newline: Python's `$`
+// (end, or before a final "\n") and Go's (end) then agree.
+func (r *Regex) Match(s string) (Match, bool) {
+	if r.re != nil {
+		loc := r.re.FindStringSubmatchIndex(s)
+		if loc == nil {
+			return Match{}, false
+		}
+		m := Match{Start: loc[0], End: loc[1], names: r.names,
+			values: make([]string, len(r.names)), set: make([]bool, len(r.names))}
+		for i := 1; i < len(r.names); i++ {
+			if a := loc[2*i]; a >= 0 {
+				m.values[i], m.set[i] = s[a:loc[2*i+1]], true
+			}
+		}
+		return m, true
+	}
+	rm, err := r.re2.FindStringMatch(s)
+	if err != nil || rm == nil {
+		return Match{}, false
+	}
+	conv := runeToByte(s)
+	m := Match{Start: conv(rm.Index), End: conv(rm.Index + rm.Length), names: r.names,
+		values: make([]string, len(r.names)), set: make([]bool, len(r.names))}
+	for i := 1; i < len(r.names); i++ {
+		if r.names[i] == "" {
+			continue
+		}
+		if g := rm.GroupByNumber(i); g != nil && len(g.Captures) > 0 {
+			m.values[i], m.set[i] = g.String(), true
+		}
+	}
+	return m, true
+}
+
+// runeToByte converts regexp2's rune offsets into byte offsets of s.
+func runeToByte(s string) func(int) int {
+	return func(n int) int {
+		b := 0
+		for ; n > 0 && b < len(s); n-- {
+			_, w := utf8.DecodeRuneInString(s[b:])
+			b += w
+		}
+		return b
+	}
+}
