@@ -9,31 +9,15 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
 // sharedDir returns ../shared/fail2ban/<sub> beside the module root, or
 // skips the test when it is missing.
 func sharedDir(tb testing.TB, sub string) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("needs the module root (go.mod) to locate ../shared")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "fail2ban", sub)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("needs fail2ban's reference data at %s: %v", p, err)
-	}
-	return p
+	return sharedtest.Path(tb, "fail2ban/"+sub)
 }
 
 // stockConfigs lists the configurations of fail2ban's stock config dir as

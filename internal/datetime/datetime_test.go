@@ -6,30 +6,14 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
-// sharedDir returns ../shared beside the module root, or skips the test.
+// sharedDir returns ../shared/fail2ban beside the module root, or skips.
 func sharedDir(tb testing.TB) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("needs go.mod above the test directory")
-		}
-		dir = parent
-	}
-	shared := filepath.Join(dir, "..", "shared", "fail2ban")
-	if _, err := os.Stat(shared); err != nil {
-		tb.Skipf("needs fail2ban's reference data in %s: %v", shared, err)
-	}
-	return shared
+	return sharedtest.Path(tb, "fail2ban")
 }
 
 // paris returns Europe/Paris, the zone of fail2ban's test suite.

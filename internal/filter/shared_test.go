@@ -5,30 +5,14 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
 // sharedDir returns ../shared/<sub> beside the module root, or skips.
 func sharedDir(tb testing.TB, sub string) string {
 	tb.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip("needs the module root (go.mod) to locate ../shared")
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", sub)
-	if _, err := os.Stat(p); err != nil {
-		tb.Skipf("needs fail2ban reference data at %s: %v", p, err)
-	}
-	return p
+	return sharedtest.Path(tb, sub)
 }
 
 // compatEntry is one regex of filter-regex-go-compat.json.

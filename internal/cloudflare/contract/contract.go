@@ -17,8 +17,6 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -27,6 +25,8 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
+
+	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
 // BasePath is the path prefix of Cloudflare's API v4; the validator matches
@@ -39,26 +39,7 @@ const BasePath = "/client/v4"
 // skips the test when the file is not there.
 func SchemaPath(tb testing.TB) string {
 	tb.Helper()
-	const skip = "needs ../shared/cloudflare/openapi-subset.json beside the checkout"
-	dir, err := os.Getwd()
-	if err != nil {
-		tb.Skip(skip)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			tb.Skip(skip)
-		}
-		dir = parent
-	}
-	path := filepath.Join(dir, "..", "shared", "cloudflare", "openapi-subset.json")
-	if _, err := os.Stat(path); err != nil {
-		tb.Skip(skip)
-	}
-	return path
+	return sharedtest.Path(tb, "cloudflare/openapi-subset.json")
 }
 
 // Validator checks HTTP exchanges against the patched schema. It is safe for
