@@ -97,29 +97,22 @@ func toRE2(p string) (string, error) {
 				b.WriteString(uniDigit)
 			case 'D':
 				b.WriteString(`\P{Nd}`)
-			case 'w':
-				if inClass {
-					b.WriteString(uniWord)
-				} else {
-					b.WriteString("[" + uniWord + "]")
+			case 'w', 'W', 's', 'S':
+				// Python 3's Unicode classes; a negation inside a class
+				// keeps Go's (ASCII) form.
+				set, neg := uniWord, e == 'W' || e == 'S'
+				if e == 's' || e == 'S' {
+					set = uniSpace
 				}
-			case 'W':
-				if inClass {
-					b.WriteString(`\W`)
-				} else {
-					b.WriteString("[^" + uniWord + "]")
-				}
-			case 's':
-				if inClass {
-					b.WriteString(uniSpace)
-				} else {
-					b.WriteString("[" + uniSpace + "]")
-				}
-			case 'S':
-				if inClass {
-					b.WriteString(`\S`)
-				} else {
-					b.WriteString("[^" + uniSpace + "]")
+				switch {
+				case inClass && neg:
+					b.WriteString(`\` + string(e))
+				case inClass:
+					b.WriteString(set)
+				case neg:
+					b.WriteString("[^" + set + "]")
+				default:
+					b.WriteString("[" + set + "]")
 				}
 			case 'Z':
 				b.WriteString(`\z`)

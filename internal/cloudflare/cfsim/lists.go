@@ -145,7 +145,7 @@ func (s *Server) listLists(c *call) *response {
 	for _, l := range s.st.lists {
 		ls = append(ls, l)
 	}
-	slices.SortFunc(ls, func(a, b *list) int { return cmpUint(a.seq, b.seq) })
+	slices.SortFunc(ls, func(a, b *list) int { return cmp.Compare(a.seq, b.seq) })
 	out := make([]listJSON, len(ls))
 	for i, l := range ls {
 		out[i] = s.listJSON(l)

@@ -2,6 +2,7 @@ package cfsim
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"io"
@@ -539,7 +540,7 @@ func (s *Server) listRules(c *call) *response {
 		}
 		return ""
 	}
-	sortBy(matched, func(a, b *rule) int {
+	slices.SortFunc(matched, func(a, b *rule) int {
 		if order != "" {
 			if c := strings.Compare(field(a), field(b)); c != 0 {
 				if direction == "desc" {
@@ -549,7 +550,7 @@ func (s *Server) listRules(c *call) *response {
 			}
 		}
 		// Newest first, as Cloudflare lists by default.
-		return -cmpUint(a.seq, b.seq)
+		return -cmp.Compare(a.seq, b.seq)
 	})
 	pageRules, info := paginate(matched, page, perPage)
 	out := make([]ruleJSON, len(pageRules))
@@ -570,15 +571,3 @@ func canonicalValue(v string) string {
 	}
 	return v
 }
-
-func cmpUint(a, b uint64) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
-func sortBy[T any](s []T, cmp func(a, b T) int) { slices.SortFunc(s, cmp) }

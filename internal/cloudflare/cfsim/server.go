@@ -28,6 +28,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -553,7 +554,7 @@ func (s *Server) listZones(c *call) *response {
 			zones = append(zones, zoneJSON{ID: id, Name: n, Status: "active"})
 		}
 	}
-	sortBy(zones, func(a, b zoneJSON) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(zones, func(a, b zoneJSON) int { return strings.Compare(a.Name, b.Name) })
 	out, info := paginate(zones, page, perPage)
 	return okInfo(out, info)
 }

@@ -1,6 +1,7 @@
 package cfsim
 
 import (
+	"cmp"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -245,7 +246,7 @@ func (s *Server) Snapshot() State {
 		out.AccessRules[sc.stateKey()] = accessRules(sc)
 	}
 	ls := slices.Collect(maps.Values(st.lists))
-	slices.SortFunc(ls, func(a, b *list) int { return cmpUint(a.seq, b.seq) })
+	slices.SortFunc(ls, func(a, b *list) int { return cmp.Compare(a.seq, b.seq) })
 	for _, l := range ls {
 		out.Lists = append(out.Lists, listState(l))
 	}
@@ -257,10 +258,10 @@ func (s *Server) Snapshot() State {
 	}
 	rss := slices.Collect(maps.Values(st.rulesets))
 	slices.SortFunc(rss, func(a, b *ruleset) int {
-		if c := compareStrings(a.zoneID, b.zoneID); c != 0 {
+		if c := cmp.Compare(a.zoneID, b.zoneID); c != 0 {
 			return c
 		}
-		return compareStrings(a.phase, b.phase)
+		return cmp.Compare(a.phase, b.phase)
 	})
 	for _, rs := range rss {
 		r := Ruleset{ID: rs.id, ZoneID: rs.zoneID, Phase: rs.phase, Name: rs.name, Version: rs.version, Rules: []RulesetRule{}}
@@ -304,7 +305,7 @@ func (s *Server) ListItems(name string) []ListItem {
 
 func accessRules(sc *ruleScope) []AccessRule {
 	rules := slices.Collect(maps.Values(sc.rules))
-	slices.SortFunc(rules, func(a, b *rule) int { return cmpUint(a.seq, b.seq) })
+	slices.SortFunc(rules, func(a, b *rule) int { return cmp.Compare(a.seq, b.seq) })
 	out := make([]AccessRule, len(rules))
 	for i, r := range rules {
 		out[i] = AccessRule{
@@ -326,16 +327,6 @@ func listState(l *list) List {
 		})
 	}
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // serveAdmin serves the introspection endpoints. They need no credentials

@@ -314,20 +314,8 @@ func (d *Deliverer) scope(ctx context.Context, ds *dest) (cloudflare.Scope, erro
 	return cloudflare.Scope{Kind: cloudflare.ScopeKind(ScopeZone), ID: ds.zoneID}, nil
 }
 
-func isZoneID(s string) bool {
-	if len(s) != 32 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= '0' && r <= '9' || r >= 'a' && r <= 'f') {
-			return false
-		}
-	}
-	return true
-}
-
 func (d *Deliverer) resolveZone(ctx context.Context, ds *dest) (string, error) {
-	if isZoneID(ds.spec.Zone) {
+	if cloudflare.IsID(ds.spec.Zone) {
 		return ds.spec.Zone, nil
 	}
 	key := "zone:" + ds.spec.API + ":" + ds.spec.Zone

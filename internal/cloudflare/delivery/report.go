@@ -316,7 +316,7 @@ func scopeOf(ctx context.Context, c *cloudflare.Client, spec Spec) (cloudflare.S
 		return cloudflare.Scope{Kind: cloudflare.ScopeKind(ScopeAccount), ID: spec.Account}, nil
 	case ScopeZone:
 		id := spec.Zone
-		if !isZoneID(id) {
+		if !cloudflare.IsID(id) {
 			var err error
 			if id, err = c.ZoneIDByName(ctx, spec.Zone); err != nil {
 				return cloudflare.Scope{}, fmt.Errorf("zone %q: %w", spec.Zone, err)
