@@ -52,11 +52,23 @@ var sectionRef = regexp.MustCompile(`^([\w\-]+)/([^)]+)$`)
 // the section it came from). "%%" is a literal "%"; any other "%" not
 // starting a %(name)s reference is an error, as in fail2ban.
 func (c *Config) Get(section, name string) (string, error) {
+	return c.GetVars(section, name, nil)
+}
+
+// GetVars is Get with vars (keys in lower case) taking precedence over
+// the options of the section and of [DEFAULT], both for name itself and
+// for every %(x)s reference, as Python's ConfigParser.get(section, name,
+// vars=...) does. fail2ban passes a jail's filter and action parameters
+// (`sshd[mode=aggressive]`) so.
+func (c *Config) GetVars(section, name string, vars map[string]string) (string, error) {
+	if v, ok := vars[strings.ToLower(name)]; ok && c.HasSection(section) {
+		return c.resolveVars(section, Option{Name: strings.ToLower(name), Value: v, Pos: Pos{File: "<parameter>"}}, vars)
+	}
 	o, err := c.lookup(section, name)
 	if err != nil {
 		return "", err
 	}
-	return c.resolve(section, o)
+	return c.resolveVars(section, o, vars)
 }
 
 func (c *Config) lookup(section, name string) (Option, error) {
@@ -123,10 +135,16 @@ func (c *Config) OptionNames(section string) []string {
 
 // resolve interpolates o's value in the context of section.
 func (c *Config) resolve(section string, o Option) (string, error) {
+	return c.resolveVars(section, o, nil)
+}
+
+// resolveVars interpolates o's value in the context of section, with
+// vars before the section's options.
+func (c *Config) resolveVars(section string, o Option, vars map[string]string) (string, error) {
 	if !strings.Contains(o.Value, "%") {
 		return o.Value, nil
 	}
-	st := &interpolation{c: c, section: section}
+	st := &interpolation{c: c, section: section, vars: vars}
 	if err := st.interpolate(o.Value, []string{o.Name}); err != nil {
 		return "", &Error{Pos: o.Pos, Section: section, Option: o.Name, Err: err}
 	}
@@ -137,6 +155,7 @@ func (c *Config) resolve(section string, o Option) (string, error) {
 type interpolation struct {
 	c       *Config
 	section string
+	vars    map[string]string
 	b       strings.Builder
 	refs    int // references followed so far
 }
@@ -170,7 +189,10 @@ func (st *interpolation) interpolate(raw string, chain []string) error {
 			if st.refs++; st.refs > maxReferences || b.Len() > MaxResolvedSize {
 				return fmt.Errorf("%w (over %d bytes or %d references)", ErrResolvedTooLarge, MaxResolvedSize, maxReferences)
 			}
-			v, ok := c.reference(section, ref)
+			v, ok := st.vars[strings.ToLower(ref)]
+			if !ok {
+				v, ok = c.reference(section, ref)
+			}
 			if !ok {
 				return fmt.Errorf("%w %q (in [%s] or [DEFAULT]): %s", ErrMissingReference,
 					strings.ToLower(ref), section, describeChain(append(chain, strings.ToLower(ref))))

@@ -317,9 +317,47 @@ func charAt(line string, i int) string {
 // template's previous one is kept in reserve while the others are tried,
 // and the winner moves up the list.
 func (d *Detector) Find(line string) (t time.Time, start, end int, ok bool) {
+	r := d.Detect(line)
+	if r.Status != Found {
+		if r.Status == Empty {
+			return time.Time{}, r.Start, r.End, false
+		}
+		return time.Time{}, 0, 0, false
+	}
+	return r.Time, r.Start, r.End, true
+}
+
+// Status says what Detect found.
+type Status int
+
+const (
+	// NotFound: no template matched the line.
+	NotFound Status = iota
+	// Found: a date was found and read.
+	Found
+	// Empty: a template matched empty text, such as a datepattern
+	// "^WARNING:()**" saying the line has no date. fail2ban then uses the
+	// previous line's date when it is less than a minute old, or now.
+	Empty
+	// Invalid: a template matched text that is not a possible date (such
+	// as February 30th); Start and End still say where it is.
+	Invalid
+)
+
+// Result is what Detect found in one line.
+type Result struct {
+	Status     Status
+	Time       time.Time // set when Status is Found
+	Start, End int       // the date's place in the line (Found, Empty, Invalid)
+}
+
+// Detect is Find with the kinds of failure told apart, as fail2ban's
+// filter needs them: the date's text is cut out of the line before the
+// failregexes see it, whether or not it could be read.
+func (d *Detector) Detect(line string) Result {
 	now := d.now()
 	if d.none {
-		return now, 0, 0, true
+		return Result{Status: Found, Time: now}
 	}
 	var (
 		m     match
@@ -381,7 +419,7 @@ func (d *Detector) Find(line string) (t time.Time, start, end int, ok bool) {
 		}
 	}
 	if !found {
-		return time.Time{}, 0, 0, false
+		return Result{}
 	}
 	e := d.entries[idx]
 	e.hits++
@@ -399,13 +437,29 @@ func (d *Detector) Find(line string) (t time.Time, start, end int, ok bool) {
 	if m.start == m.end {
 		// A template matching empty text, such as "^WARNING:()**", marks a
 		// line without a date: fail2ban keeps the previous line's date.
-		return time.Time{}, m.start, m.end, false
+		return Result{Status: Empty, Start: m.start, End: m.end}
 	}
 	tm, ok := e.t.time(line, m, d.loc, now)
 	if !ok {
-		return time.Time{}, 0, 0, false
+		return Result{Status: Invalid, Start: m.start, End: m.end}
 	}
-	return tm, m.start, m.end, true
+	return Result{Status: Found, Time: tm, Start: m.start, End: m.end}
+}
+
+// TemplateHits is how many lines one template found a date in.
+type TemplateHits struct {
+	Name string
+	Hits int
+}
+
+// Hits returns the templates in their current order with the number of
+// lines each found a date in, for fail2ban-regex's "Date template hits".
+func (d *Detector) Hits() []TemplateHits {
+	out := make([]TemplateHits, len(d.entries))
+	for i, e := range d.entries {
+		out[i] = TemplateHits{Name: e.t.name, Hits: e.hits}
+	}
+	return out
 }
 
 // reorder moves the template at num up the list when its weight grew

@@ -26,6 +26,8 @@ type Regex struct {
 	re       *regexp.Regexp
 	re2      *regexp2.Regexp
 	names    []string // group names in group-number order (index 0 unused)
+	// multiline is Python's re.MULTILINE: ^ and $ at every line.
+	multiline bool
 }
 
 // Compile expands fail2ban's regex tags in pattern and compiles the result
@@ -40,7 +42,7 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 	if strings.TrimSpace(expanded) == "" {
 		return nil, errors.New("filter: cannot compile an empty regex")
 	}
-	r := &Regex{source: pattern, expanded: expanded}
+	r := &Regex{source: pattern, expanded: expanded, multiline: opts.Multiline}
 	py := strings.ReplaceAll(expanded, reIP6, reIP6RE2)
 	if opts.Multiline {
 		py = "(?m)" + py
