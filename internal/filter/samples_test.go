@@ -44,6 +44,10 @@ type sampleFilter struct {
 type sampleReport struct {
 	asserts  map[string]bool // "file:line" of each assertion run: whether it held
 	failures []string
+	// noSample lists the failregexes no sample line matched.
+	noSample []string
+	// detail holds the failure messages by assertion.
+	detail map[string][]string
 }
 
 // count returns the assertions run and those that held.
@@ -70,7 +74,7 @@ type sampleTest struct {
 // run runs filter name over its sample file (logName, normally name) and
 // the files that adds.
 func (s *sampleSuite) run(name, logName string) *sampleReport {
-	rep := &sampleReport{asserts: map[string]bool{}}
+	rep := &sampleReport{asserts: map[string]bool{}, detail: map[string][]string{}}
 	filters := map[string]*sampleFilter{}
 	usedRe := map[string]bool{}
 	read := func(key string, opts map[string]string) (*sampleFilter, error) {
@@ -209,6 +213,7 @@ func (s *sampleSuite) run(name, logName string) *sampleReport {
 				if msg := s.check(tc, line, faildata, usedRe); msg != "" {
 					ok = false
 					rep.fail("%s [%s%s]: %s\n  line: %q", where, name, tc.key, msg, line)
+					rep.detail[where] = append(rep.detail[where], msg)
 				}
 			}
 			if isAssert {
@@ -226,7 +231,9 @@ func (s *sampleSuite) run(name, logName string) *sampleReport {
 		sf := filters[k]
 		for i, r := range sf.f.FailRegexes() {
 			if !sf.used[i] && !usedRe[r.Expanded()] {
-				rep.fail("%s%s: failregex %d has no sample: %q", name, k, i+1, r.Source())
+				msg := fmt.Sprintf("%s%s: failregex %d has no sample: %q", name, k, i+1, r.Source())
+				rep.failures = append(rep.failures, msg)
+				rep.noSample = append(rep.noSample, msg)
 			}
 		}
 	}

@@ -15,6 +15,16 @@ func sharedDir(tb testing.TB, sub string) string {
 	return sharedtest.Path(tb, sub)
 }
 
+// sharedDirNoSkip returns ../shared/<sub> beside the module root, or an
+// error when it is missing, for tests that only use it for extra output.
+func sharedDirNoSkip(sub string) (string, error) {
+	p := filepath.Join("..", "..", "..", "shared", filepath.FromSlash(sub))
+	if _, err := os.Stat(p); err != nil {
+		return "", err
+	}
+	return p, nil
+}
+
 // compatEntry is one regex of filter-regex-go-compat.json.
 type compatEntry struct {
 	Filter      string            `json:"filter"`
