@@ -87,6 +87,8 @@ type Result struct {
 	Absorbed int
 	// DateFound says whether a date was read from the line.
 	DateFound bool
+	// PrefMatched says whether the prefregex matched.
+	PrefMatched bool
 }
 
 // Filter runs one filter over log lines. It keeps state between lines
@@ -560,6 +562,7 @@ func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
 		if !ok {
 			return res
 		}
+		res.PrefMatched = true
 		pc := &compiled{Regex: f.pref}
 		pre = pc.groups(m)
 		if c := pre["content"]; c != "" {
