@@ -263,8 +263,11 @@ func validOffset(s string) bool {
 	return false
 }
 
-// fields are the strptime fields captured from a line, "" when absent.
-type fields map[string]string
+// fields are the strptime fields captured from a line by directive
+// letter, "" when absent.
+type fields [128]string
+
+func (f *fields) get(k byte) string { return f[k&127] }
 
 // toTime converts captured strptime fields to a time, as fail2ban's
 // strptime.reGroupDictStrptime does: a missing year is now's year, and the
@@ -273,12 +276,24 @@ type fields map[string]string
 // written in the line wins over loc. %f is kept as nanoseconds (fail2ban
 // drops it). ok is false for impossible dates (31 February, hour 24,
 // second 60, an unknown zone name), which fail2ban rejects too.
-func toTime(f fields, loc *time.Location, now time.Time) (time.Time, bool) {
+func toTime(f *fields, loc *time.Location, now time.Time) (time.Time, bool) {
 	year, month, day := -1, -1, -1
 	hour, minute, second, nsec := 0, 0, 0, 0
 	julian := -1
 	var zone *time.Location
-	atoi := func(s string) int { n, _ := strconv.Atoi(asciiDigits(strings.TrimSpace(s))); return n }
+	atoi := func(s string) int {
+		// Fast path: one or more ASCII digits, as nearly every log writes.
+		n := 0
+		for i := 0; i < len(s); i++ {
+			c := s[i]
+			if c < '0' || c > '9' || i > 8 {
+				n, _ = strconv.Atoi(asciiDigits(strings.TrimSpace(s)))
+				return n
+			}
+			n = n*10 + int(c-'0')
+		}
+		return n
+	}
 	index := func(list []string, s string) int {
 		s = strings.ToLower(s)
 		for i, v := range list {
@@ -288,35 +303,36 @@ func toTime(f fields, loc *time.Location, now time.Time) (time.Time, bool) {
 		}
 		return -1
 	}
-	for k, v := range f {
+	for k := byte('A'); k <= 'z'; k++ {
+		v := f[k]
 		if v == "" {
 			continue
 		}
 		switch k {
-		case "y":
+		case 'y':
 			year = atoi(v)
 			if year <= 2000 {
 				year += 2000
 			}
-		case "Y":
+		case 'Y':
 			year = atoi(v)
-		case "m":
+		case 'm':
 			month = atoi(v)
-		case "b":
+		case 'b':
 			if month = index(monthsAbbr, v); month < 0 {
 				return time.Time{}, false
 			}
-		case "B":
+		case 'B':
 			if month = index(monthsFull, v); month < 0 {
 				return time.Time{}, false
 			}
-		case "d":
+		case 'd':
 			day = atoi(v)
-		case "H":
+		case 'H':
 			hour = atoi(v)
-		case "I":
+		case 'I':
 			hour = atoi(v)
-			switch strings.ToLower(f["p"]) {
+			switch strings.ToLower(f['p']) {
 			case "", "am":
 				if hour == 12 {
 					hour = 0
@@ -326,15 +342,15 @@ func toTime(f fields, loc *time.Location, now time.Time) (time.Time, bool) {
 					hour += 12
 				}
 			}
-		case "M":
+		case 'M':
 			minute = atoi(v)
-		case "S":
+		case 'S':
 			second = atoi(v)
-		case "f":
+		case 'f':
 			nsec = atoi((v + "000000000")[:9])
-		case "j":
+		case 'j':
 			julian = atoi(v)
-		case "z", "Z":
+		case 'z', 'Z':
 			if v == "Z" || v == "UTC" || v == "GMT" {
 				zone = time.UTC
 				continue
@@ -382,7 +398,16 @@ func toTime(f fields, loc *time.Location, now time.Time) (time.Time, bool) {
 }
 
 func daysIn(month, year int) int {
-	return time.Date(year, time.Month(month)+1, 0, 0, 0, 0, 0, time.UTC).Day()
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
 }
 
 // asciiDigits replaces the Unicode decimal digits of s (which Python's \d

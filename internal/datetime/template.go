@@ -53,7 +53,10 @@ type template struct {
 	// group indexes in re: the Python match's start and end markers, the
 	// date (fail2ban's group 1), and the strptime fields by name.
 	markBeg, markEnd, dateGroup int
-	fieldGroups                 map[string][]int
+	fieldGroups                 []fieldGroup
+	// cut, when above 0, is one more than the longest match of a regex
+	// anchored at the line start: it needs to see only that many bytes.
+	cut int
 	loc                         *time.Location
 }
 
@@ -73,6 +76,9 @@ func (t *template) find(line string) (match, bool) {
 // pattern.search(line, pos, endpos) with the text before lo hidden (so
 // only a date found at lo+1 or later is as Python would find it).
 func (t *template) findIn(line string, lo, hi int) (match, bool) {
+	if lo == 0 && t.cut > 0 && hi > t.cut {
+		hi = t.cut
+	}
 	idx := t.re.FindStringSubmatchIndex(line[lo:hi])
 	if idx == nil {
 		return match{}, false
@@ -93,6 +99,12 @@ func (t *template) findIn(line string, lo, hi int) (match, bool) {
 }
 
 // time converts a match to a time.
+// fieldGroup lists the regex groups that capture one strptime field.
+type fieldGroup struct {
+	name   byte
+	groups []int
+}
+
 func (t *template) time(line string, m match, loc *time.Location, now time.Time) (time.Time, bool) {
 	date := line[m.start:m.end]
 	switch t.kind {
@@ -108,11 +120,11 @@ func (t *template) time(line string, m match, loc *time.Location, now time.Time)
 		}
 		return time.Unix(sec, 0), true
 	}
-	f := make(fields, len(t.fieldGroups))
-	for name, groups := range t.fieldGroups {
-		for _, g := range groups {
+	var f fields
+	for _, fg := range t.fieldGroups {
+		for _, g := range fg.groups {
 			if m.idx[2*g] >= 0 {
-				f[name] = line[m.idx[2*g]:m.idx[2*g+1]]
+				f[fg.name] = line[m.idx[2*g]:m.idx[2*g+1]]
 				break
 			}
 		}
@@ -120,7 +132,7 @@ func (t *template) time(line string, m match, loc *time.Location, now time.Time)
 	if t.loc != nil {
 		loc = t.loc
 	}
-	return toTime(f, loc, now)
+	return toTime(&f, loc, now)
 }
 
 // epochTime parses seconds since the epoch with an optional fraction; in
@@ -289,11 +301,26 @@ func (t *template) compile() error {
 		return fmt.Errorf("compile %q: %w", goRE, err)
 	}
 	t.re = re
+	if w := anchoredWidth(re); w >= 0 {
+		t.cut = w + 1
+	}
 	t.markBeg, t.dateGroup, t.markEnd = 1, 2, re.NumSubexp()
-	t.fieldGroups = map[string][]int{}
+	t.fieldGroups = nil
 	for i, n := range re.SubexpNames() {
-		if n != "" && n[0] != '_' {
-			t.fieldGroups[n] = append(t.fieldGroups[n], i)
+		// Directives capture under their one-letter name; other names
+		// (a datepattern's own groups) carry no date field.
+		if len(n) != 1 || n[0] == '_' || n[0] >= 128 {
+			continue
+		}
+		found := false
+		for j := range t.fieldGroups {
+			if t.fieldGroups[j].name == n[0] {
+				t.fieldGroups[j].groups = append(t.fieldGroups[j].groups, i)
+				found = true
+			}
+		}
+		if !found {
+			t.fieldGroups = append(t.fieldGroups, fieldGroup{name: n[0], groups: []int{i}})
 		}
 	}
 	return nil

@@ -95,6 +95,10 @@ type Result struct {
 // (the previous date, the multi-line buffer, the multi-line failure
 // cache, the date detector's order) and is not safe for concurrent use.
 type Filter struct {
+	// Workers is how many goroutines Scan uses for a single-line filter;
+	// 0 means one per CPU, 1 a single one.
+	Workers int
+
 	def      *Definition
 	opts     Config
 	pref     *Regex
@@ -102,6 +106,17 @@ type Filter struct {
 	ignore   []*compiled
 	dates    *datetime.Detector
 	maxLines int
+	// datePattern is the pattern dates was built from; helpers are the
+	// detectors of a parallel Scan's workers.
+	datePattern string
+	helpers     []*datetime.Detector
+
+	// prefAny: the prefregex matches every non-empty line; anyLits: one
+	// of these literals is in every text a failregex or ignoreregex
+	// matches (nil: no such set). Together they let most lines skip
+	// every regex.
+	prefAny bool
+	anyLits *litSet
 
 	buf          []tupleLine
 	seq          uint64
@@ -116,6 +131,7 @@ type compiled struct {
 	alt   [][2]string // alt_x group -> x, sorted
 	tuple [][2]string // tuple_x group -> x, sorted
 	skip  bool        // has <SKIPLINES> groups
+	lits  []string    // literal prefilter: one of them is in every match (nil: none)
 }
 
 // tupleLine is a line split around its date, as fail2ban keeps it: the
@@ -153,7 +169,7 @@ func compileFor(pattern string, opts Options) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{Regex: r}
+	c := &compiled{Regex: r, lits: literalsOf(r)}
 	for _, k := range r.names {
 		if len(k) <= len("alt_") {
 			if strings.HasPrefix(k, "skiplines") {
@@ -224,10 +240,21 @@ func New(def *Definition, opts Config) (*Filter, error) {
 		}
 		f.fail = append(f.fail, c)
 	}
+	f.prefAny = f.pref == nil || anyLineRegex(f.pref)
+	var lits []string
+	for _, c := range append(append([]*compiled(nil), f.fail...), f.ignore...) {
+		if c.lits == nil {
+			lits = nil
+			break
+		}
+		lits = append(lits, c.lits...)
+	}
+	f.anyLits = newLitSet(dedupe(lits))
 	dp := def.DatePattern
 	if opts.DatePattern != "" {
 		dp = opts.DatePattern
 	}
+	f.datePattern = dp
 	dopts := datetime.Options{Location: opts.Location, Now: opts.Now}
 	var err error
 	if strings.TrimSpace(dp) == "" {
@@ -271,8 +298,41 @@ func (f *Filter) IgnoreRegexes() []*Regex {
 // PrefRegex returns the compiled prefregex, or nil.
 func (f *Filter) PrefRegex() *Regex { return f.pref }
 
-// DateHits returns the date templates with the lines each dated.
-func (f *Filter) DateHits() []datetime.TemplateHits { return f.dates.Hits() }
+// DateHits returns the date templates with the lines each dated (by
+// every detector a parallel Scan used).
+func (f *Filter) DateHits() []datetime.TemplateHits {
+	hits := f.dates.Hits()
+	for _, d := range f.helpers {
+		for _, h := range d.Hits() {
+			found := false
+			for i := range hits {
+				if hits[i].Name == h.Name {
+					hits[i].Hits += h.Hits
+					found = true
+					break
+				}
+			}
+			if !found {
+				hits = append(hits, h)
+			}
+		}
+	}
+	return hits
+}
+
+// newDetector returns a fresh date detector for the filter's datepattern.
+func (f *Filter) newDetector() *datetime.Detector {
+	dopts := datetime.Options{Location: f.opts.Location, Now: f.opts.Now}
+	if strings.TrimSpace(f.datePattern) == "" {
+		return datetime.NewDefault(dopts)
+	}
+	d, err := datetime.New(f.datePattern, dopts)
+	if err != nil {
+		// New accepted the same pattern.
+		panic(fmt.Sprintf("filter: datepattern %q: %v", f.datePattern, err))
+	}
+	return d
+}
 
 // MaxLines returns the size of the multi-line buffer.
 func (f *Filter) MaxLines() int { return f.maxLines }
@@ -288,14 +348,18 @@ func (f *Filter) now() time.Time {
 // looks for failures in it, with the lines before it when the filter is
 // multi-line.
 func (f *Filter) Process(line string) Result {
-	var (
-		tl     tupleLine
-		date   time.Time
-		noDate bool
-		found  bool
-	)
-	now := f.now()
-	r := f.dates.Detect(line)
+	tl, date, found := f.dateLine(line, f.dates.Detect(line), f.now())
+	res := f.find(tl, date)
+	res.DateFound = found
+	return res
+}
+
+// dateLine splits line around the date r found in it and decides the
+// failure time as fail2ban does: a line without a date (or with an
+// impossible one) takes the previous line's date when that is less than a
+// minute old; a date template matching empty text means now.
+func (f *Filter) dateLine(line string, r datetime.Result, now time.Time) (tl tupleLine, date time.Time, found bool) {
+	noDate := false
 	switch r.Status {
 	case datetime.Found:
 		tl = tupleLine{pre: line[:r.Start], date: line[r.Start:r.End], post: line[r.End:]}
@@ -320,9 +384,20 @@ func (f *Filter) Process(line string) Result {
 		tl = tupleLine{date: f.lastTimeText, post: line}
 		date = f.lastDate
 	}
-	res := f.find(tl, date)
-	res.DateFound = found
-	return res
+	return tl, date, found
+}
+
+// splitText is the text the regexes see for a line whose date r found,
+// before the previous line's date is taken into account.
+func splitText(line string, r datetime.Result) string {
+	switch r.Status {
+	case datetime.Found, datetime.Invalid, datetime.Empty:
+		if r.Start == 0 {
+			return line[r.End:]
+		}
+		return line[:r.Start] + line[r.End:]
+	}
+	return line
 }
 
 // ProcessDated looks for failures in line whose time is already known,
@@ -408,7 +483,6 @@ func splitLines(s string) []string {
 }
 
 func (r *compiled) multiline() bool { return r.Regex.multiline }
-
 
 // groups returns the match's groups with fail2ban's alt_ and tuple_
 // merging.
@@ -513,7 +587,9 @@ func (s *failState) clone() *failState {
 func fullLines(ls []tupleLine) []string {
 	out := make([]string, len(ls))
 	for i, l := range ls {
-		out[i] = l.full()
+		// Copied: the line may be a slice of a large read buffer, and
+		// multi-line failures keep their lines for minutes.
+		out[i] = strings.Clone(l.full())
 	}
 	return out
 }
@@ -521,6 +597,9 @@ func fullLines(ls []tupleLine) []string {
 // find is fail2ban's findFailure: the buffer, ignoreregex, prefregex and
 // failregex steps for one line.
 func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
+	if f.maxLines <= 1 {
+		return f.applySingle(tl, f.matchSingle(tl.text()), date)
+	}
 	f.seq++
 	tl.seq = f.seq
 	multi := f.maxLines > 1
@@ -617,6 +696,146 @@ func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
 			st.matches = append(st.matches, fullLines(matched)...)
 		}
 		fail, ok := f.identify(i, date, st, isML, fr)
+		if !ok {
+			continue
+		}
+		res.Failures = append(res.Failures, fail)
+		if fail.Pending && !f.opts.CheckAll {
+			return res
+		}
+		if !f.opts.CheckAll {
+			break
+		}
+	}
+	return res
+}
+
+// lineMatch is what a single-line filter's regexes found in one line's
+// text: the part of fail2ban's findFailure that depends on nothing but
+// the line, so that it can run on several lines at once.
+type lineMatch struct {
+	preIgnored  bool // an ignoreregex matched before the failregexes ran
+	ignored     bool
+	prefMatched bool
+	pre         map[string]string
+	fails       []rawMatch
+	ignoreHits  []int
+}
+
+type rawMatch struct {
+	idx int
+	g   map[string]string
+}
+
+// matchSingle runs the regexes of a single-line filter over text.
+func (f *Filter) matchSingle(text string) (lm lineMatch) {
+	if f.anyLits != nil && f.prefAny && !f.anyLits.in(text) {
+		// No failregex or ignoreregex can match: only the prefregex
+		// could, and it matches any non-empty line.
+		lm.prefMatched = f.pref != nil && text != ""
+		return lm
+	}
+	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
+		for i, ir := range f.ignore {
+			if !mayMatch(ir.lits, text) {
+				continue
+			}
+			if _, ok := ir.Match(text); ok {
+				lm.preIgnored = true
+				lm.ignoreHits = append(lm.ignoreHits, i)
+				if !f.opts.CheckAll {
+					break
+				}
+			}
+		}
+		if lm.preIgnored {
+			return lm
+		}
+	}
+	content := text
+	if f.pref != nil {
+		m, ok := f.pref.Match(text)
+		if !ok {
+			return lm
+		}
+		lm.prefMatched = true
+		pc := compiled{Regex: f.pref}
+		lm.pre = pc.groups(m)
+		if c := lm.pre["content"]; c != "" {
+			content = c
+		}
+		delete(lm.pre, "content")
+	}
+	for i, fr := range f.fail {
+		if !mayMatch(fr.lits, content) {
+			continue
+		}
+		m, ok := fr.Match(content)
+		if !ok {
+			continue
+		}
+		g := fr.groups(m)
+		hit := false
+		for j, ir := range f.ignore {
+			if !mayMatch(ir.lits, content) {
+				continue
+			}
+			if _, ok := ir.Match(content); ok {
+				hit = true
+				lm.ignoreHits = append(lm.ignoreHits, j)
+				if !f.opts.CheckAll {
+					break
+				}
+			}
+		}
+		if hit {
+			lm.ignored = true
+			if !f.opts.CheckAll {
+				break
+			}
+			continue
+		}
+		lm.fails = append(lm.fails, rawMatch{idx: i, g: g})
+		if !f.opts.CheckAll {
+			break
+		}
+	}
+	return lm
+}
+
+// applySingle turns what matchSingle found into failures: the part of
+// findFailure that depends on earlier lines (multi-line failure ids).
+func (f *Filter) applySingle(tl tupleLine, lm lineMatch, date time.Time) (res Result) {
+	res.Ignored = lm.preIgnored || lm.ignored
+	res.IgnoreHits = lm.ignoreHits
+	res.PrefMatched = lm.prefMatched
+	if lm.preIgnored || len(lm.fails) == 0 {
+		return res
+	}
+	matched := []tupleLine{tl}
+	for _, rm := range lm.fails {
+		g := rm.g
+		if lm.pre != nil {
+			merged := make(map[string]string, len(lm.pre)+len(g))
+			for k, v := range lm.pre {
+				merged[k] = v
+			}
+			for k, v := range g {
+				merged[k] = v
+			}
+			g = merged
+		}
+		st := &failState{g: g}
+		mlfid, isML := g["mlfid"]
+		if isML {
+			st = f.mergeFailure(mlfid, st, matched)
+			if st.g["nofail"] != "" && !f.opts.CheckAll {
+				return res
+			}
+		} else {
+			st.matches = append(st.matches, fullLines(matched)...)
+		}
+		fail, ok := f.identify(rm.idx, date, st, isML, f.fail[rm.idx])
 		if !ok {
 			continue
 		}

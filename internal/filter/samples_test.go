@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	_ "time/tzdata" // the corpus runs in Europe/Paris, also where the system has no zoneinfo
 
 	"github.com/edgeban/edgeban/internal/config"
 )

@@ -1,12 +1,9 @@
 package filter
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"errors"
-	"fmt"
 	"io"
+	"runtime"
 )
 
 // MaxLineSize is the longest line Scan passes on whole; the rest of a
@@ -48,69 +45,58 @@ type LineResult struct {
 // with "#" are skipped (but numbered). fn, when not nil, sees each tested
 // line; the LineResult is only valid during the call. progress, when not
 // nil, is called with the bytes read so far every few thousand lines.
+//
+// A single-line filter spreads the date detection and the regexes over
+// Workers goroutines (one per CPU when 0) and applies the results in
+// order; see scanParallel.
 func (f *Filter) Scan(ctx context.Context, r io.Reader, fn func(*LineResult) error, progress func(int64)) (Stats, error) {
+	workers := f.Workers
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	if f.maxLines <= 1 && workers > 1 {
+		return f.scanParallel(ctx, r, fn, progress, workers)
+	}
+	return f.scanSequential(ctx, r, fn, progress)
+}
+
+func (f *Filter) scanSequential(ctx context.Context, r io.Reader, fn func(*LineResult) error, progress func(int64)) (Stats, error) {
 	st := Stats{FailHits: make([]int, len(f.fail)), IgnoreHits: make([]int, len(f.ignore))}
-	br := bufio.NewReaderSize(r, 256<<10)
 	var (
-		long  []byte
-		read  int64
-		lr    LineResult
-		check int
+		lr   LineResult
+		ferr error
 	)
-	for {
-		chunk, err := br.ReadSlice('\n')
-		read += int64(len(chunk))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(long) < MaxLineSize {
-				long = append(long, chunk[:min(len(chunk), MaxLineSize-len(long))]...)
-			}
-			continue
-		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return st, fmt.Errorf("read log: %w", err)
-		}
-		line := chunk
-		if long != nil {
-			if len(long)+len(chunk) > MaxLineSize {
+	err := readBatches(ctx, r, func(b *batch) bool {
+		for _, sp := range b.lines {
+			st.Physical++
+			if sp.truncated {
 				st.Truncated++
 			}
-			long = append(long, chunk[:min(len(chunk), MaxLineSize-len(long))]...)
-			line, long = long, nil
-		}
-		if len(line) == 0 && err != nil {
-			break
-		}
-		st.Physical++
-		line = bytes.TrimSuffix(line, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		if len(line) > 0 && line[0] != '#' {
-			s := string(line)
-			res := f.Process(s)
+			if sp.skip {
+				continue
+			}
+			line := b.data[sp.start:sp.end]
+			res := f.Process(line)
 			st.add(res, f)
 			if fn != nil {
-				lr = LineResult{Number: st.Physical, Line: s, Result: res}
-				if err := fn(&lr); err != nil {
-					return st, err
+				lr = LineResult{Number: st.Physical, Line: line, Result: res}
+				if ferr = fn(&lr); ferr != nil {
+					return false
 				}
 			}
 		}
-		if check++; check >= 4096 {
-			check = 0
-			if err := ctx.Err(); err != nil {
-				return st, err
-			}
-			if progress != nil {
-				progress(read)
-			}
+		if progress != nil {
+			progress(b.read)
 		}
-		if err != nil {
-			break
-		}
+		return ctx.Err() == nil
+	})
+	if ferr != nil {
+		return st, ferr
 	}
-	if progress != nil {
-		progress(read)
+	if err != nil {
+		return st, err
 	}
-	return st, nil
+	return st, ctx.Err()
 }
 
 // add counts one processed line as fail2ban-regex does.

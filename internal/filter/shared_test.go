@@ -25,6 +25,16 @@ func sharedDirNoSkip(sub string) (string, error) {
 	return p, nil
 }
 
+// sharedDirOr returns ../shared/<sub>, or "" when it is missing.
+func sharedDirOr(tb testing.TB, sub string) string {
+	p, err := sharedDirNoSkip(sub)
+	if err != nil {
+		tb.Logf("no %s: %v", sub, err)
+		return ""
+	}
+	return p
+}
+
 // compatEntry is one regex of filter-regex-go-compat.json.
 type compatEntry struct {
 	Filter      string            `json:"filter"`

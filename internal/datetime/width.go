@@ -1,0 +1,114 @@
+package datetime
+
+import (
+	"regexp"
+	"regexp/syntax"
+	"unicode/utf8"
+)
+
+// anchoredWidth returns, for a regex anchored at the start of the text
+// whose matches are at most n bytes long, n; otherwise -1. Such a regex
+// gives the same match on line[:n+1] as on the whole line (every
+// assertion it makes at or before byte n sees the same neighbours), which
+// spares the matcher the rest of a long line.
+func anchoredWidth(re *regexp.Regexp) int {
+	p, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return -1
+	}
+	p = p.Simplify()
+	if !beginAnchored(p) {
+		return -1
+	}
+	return maxWidth(p)
+}
+
+func beginAnchored(re *syntax.Regexp) bool {
+	switch re.Op {
+	case syntax.OpBeginText:
+		return true
+	case syntax.OpCapture:
+		return beginAnchored(re.Sub[0])
+	case syntax.OpConcat:
+		// Empty groups (fail2ban's position markers) may come first.
+		for _, s := range re.Sub {
+			if beginAnchored(s) {
+				return true
+			}
+			if maxWidth(s) != 0 {
+				return false
+			}
+		}
+		return false
+	case syntax.OpAlternate:
+		for _, s := range re.Sub {
+			if !beginAnchored(s) {
+				return false
+			}
+		}
+		return len(re.Sub) > 0
+	}
+	return false
+}
+
+// maxWidth is the longest match of re in bytes, or -1 when unbounded.
+func maxWidth(re *syntax.Regexp) int {
+	switch re.Op {
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
+		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return 0
+	case syntax.OpLiteral:
+		n := 0
+		for _, r := range re.Rune {
+			if re.Flags&syntax.FoldCase != 0 {
+				n += utf8.UTFMax
+			} else {
+				n += utf8.RuneLen(r)
+			}
+		}
+		return n
+	case syntax.OpCharClass:
+		hi := rune(0)
+		for i := 1; i < len(re.Rune); i += 2 {
+			hi = max(hi, re.Rune[i])
+		}
+		if hi > utf8.MaxRune || hi < 0 {
+			return utf8.UTFMax
+		}
+		return max(utf8.RuneLen(hi), 1)
+	case syntax.OpAnyCharNotNL, syntax.OpAnyChar:
+		return utf8.UTFMax
+	case syntax.OpCapture, syntax.OpQuest:
+		return maxWidth(re.Sub[0])
+	case syntax.OpRepeat:
+		if re.Max < 0 {
+			return -1
+		}
+		w := maxWidth(re.Sub[0])
+		if w < 0 {
+			return -1
+		}
+		return w * re.Max
+	case syntax.OpConcat:
+		n := 0
+		for _, s := range re.Sub {
+			w := maxWidth(s)
+			if w < 0 {
+				return -1
+			}
+			n += w
+		}
+		return n
+	case syntax.OpAlternate:
+		n := 0
+		for _, s := range re.Sub {
+			w := maxWidth(s)
+			if w < 0 {
+				return -1
+			}
+			n = max(n, w)
+		}
+		return n
+	}
+	return -1
+}

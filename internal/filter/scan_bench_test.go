@@ -1,0 +1,140 @@
+package filter
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// authLog builds a synthetic auth.log of n lines: mostly noise (cron,
+// sudo, systemd, accepted logins) with the common sshd failure forms
+// mixed in, deterministic for a given n.
+func authLog(n int) []byte {
+	noise := []string{
+		"CRON[%d]: pam_unix(cron:session): session opened for user root(uid=0) by (uid=0)",
+		"CRON[%d]: pam_unix(cron:session): session closed for user root",
+		"systemd[1]: Started Session %d of User deploy.",
+		"sudo[%d]:   deploy : TTY=pts/0 ; PWD=/home/deploy ; USER=root ; COMMAND=/usr/bin/apt update",
+		"sshd[%d]: Accepted publickey for deploy from 198.51.100.20 port 50022 ssh2: ED25519 SHA256:abcdef",
+		"sshd[%d]: pam_unix(sshd:session): session opened for user deploy(uid=1000) by (uid=0)",
+		"kernel: [%d.123456] audit: type=1400 audit(1700000000.000:1): apparmor=\"STATUS\"",
+		"postfix/smtpd[%d]: connect from unknown[203.0.113.77]",
+	}
+	fails := []string{
+		"sshd[%d]: Failed password for invalid user admin from 192.0.2.%d port 22 ssh2",
+		"sshd[%d]: Failed password for root from 192.0.2.%d port 50916 ssh2",
+		"sshd[%d]: Invalid user oracle from 203.0.113.%d port 41234",
+		"sshd[%d]: Connection closed by authenticating user root 192.0.2.%d port 50916 [preauth]",
+		"sshd[%d]: error: maximum authentication attempts exceeded for root from 192.0.2.%d port 22 ssh2 [preauth]",
+		"sshd[%d]: pam_unix(sshd:auth): authentication failure; logname= uid=0 euid=0 tty=ssh ruser= rhost=192.0.2.%d  user=root",
+	}
+	var b bytes.Buffer
+	start := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	x := uint32(2463534242)
+	for i := 0; i < n; i++ {
+		x ^= x << 13
+		x ^= x >> 17
+		x ^= x << 5
+		ts := start.Add(time.Duration(i) * 1700 * time.Millisecond).Format(time.Stamp)
+		if x%100 < 8 {
+			fmt.Fprintf(&b, "%s web1 "+fails[x%uint32(len(fails))]+"\n", ts, 1000+x%30000, 1+x%250)
+		} else {
+			fmt.Fprintf(&b, "%s web1 "+noise[x%uint32(len(noise))]+"\n", ts, 1000+x%30000)
+		}
+	}
+	return b.Bytes()
+}
+
+// BenchmarkScan runs whole filters over a synthetic auth.log as `edgeban
+// regex` does (date detection, prefregex, failregexes, counts), with one
+// worker and with one per CPU. The lines/s metric is the figure to read.
+func BenchmarkScan(b *testing.B) {
+	const n = 200000
+	log := authLog(n)
+	filters := map[string]func(b *testing.B) *Definition{
+		"fail2ban-sshd": func(b *testing.B) *Definition {
+			d, err := Load(sharedDir(b, "fail2ban/config"), "sshd", LoadOptions{Backend: "auto"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return d
+		},
+		"edgeban-sshd": func(b *testing.B) *Definition {
+			d, err := Load(filepath.Join(ownConfig), "sshd", LoadOptions{Backend: "auto"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			return d
+		},
+	}
+	for _, name := range []string{"fail2ban-sshd", "edgeban-sshd"} {
+		for _, workers := range []int{1, 0} {
+			b.Run(fmt.Sprintf("%s/workers=%d", name, workers), func(b *testing.B) {
+				def := filters[name](b)
+				now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+				var st Stats
+				for b.Loop() {
+					f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+					if err != nil {
+						b.Fatal(err)
+					}
+					f.Workers = workers
+					st, err = f.Scan(context.Background(), bytes.NewReader(log), nil, nil)
+					if err != nil {
+						b.Fatal(err)
+					}
+				}
+				if st.Matched == 0 || st.Lines != n {
+					b.Fatalf("scan: %+v", st)
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "lines/s")
+				b.SetBytes(int64(len(log)))
+			})
+		}
+	}
+}
+
+// TestScanParallelMatchesSequential checks that a parallel scan finds
+// exactly what a sequential one does, line by line.
+func TestScanParallelMatchesSequential(t *testing.T) {
+	log := authLog(30000)
+	for _, dir := range []string{sharedDirOr(t, "fail2ban/config"), ownConfig} {
+		if dir == "" {
+			continue
+		}
+		def, err := Load(dir, "sshd", LoadOptions{Backend: "auto"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+		run := func(workers int) (Stats, []string) {
+			f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Workers = workers
+			var out []string
+			st, err := f.Scan(context.Background(), bytes.NewReader(log), func(lr *LineResult) error {
+				for _, fl := range lr.Failures {
+					out = append(out, fmt.Sprintf("%d %d %s %s %v %v %v", lr.Number, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Users, fl.Matches))
+				}
+				return nil
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st, out
+		}
+		st1, out1 := run(1)
+		st4, out4 := run(4)
+		if fmt.Sprint(st1) != fmt.Sprint(st4) {
+			t.Errorf("%s: stats differ:\n sequential %+v\n parallel   %+v", dir, st1, st4)
+		}
+		if len(out1) == 0 || fmt.Sprint(out1) != fmt.Sprint(out4) {
+			t.Errorf("%s: failures differ (%d vs %d)", dir, len(out1), len(out4))
+		}
+	}
+}
