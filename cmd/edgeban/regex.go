@@ -260,7 +260,7 @@ func (l *regexLines) add(lr *filter.LineResult) {
 	}
 	l.count[kind]++
 	if l.all[kind] || (kind != "matched" && len(l.lines[kind]) <= l.max) {
-		l.lines[kind] = append(l.lines[kind], lr.Line)
+		l.lines[kind] = append(l.lines[kind], strings.Clone(lr.Line)) // lr is reused
 	}
 }
 

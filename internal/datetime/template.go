@@ -57,7 +57,10 @@ type template struct {
 	// cut, when above 0, is one more than the longest match of a regex
 	// anchored at the line start: it needs to see only that many bytes.
 	cut int
-	loc                         *time.Location
+	// cutASCII is the same in characters: when that many first bytes of
+	// a line are ASCII, the regex needs to see only those.
+	cutASCII int
+	loc      *time.Location
 }
 
 // match is one match of a template in a line.
@@ -78,6 +81,10 @@ func (t *template) find(line string) (match, bool) {
 func (t *template) findIn(line string, lo, hi int) (match, bool) {
 	if lo == 0 && t.cut > 0 && hi > t.cut {
 		hi = t.cut
+	}
+	if lo == 0 && t.cutASCII > 0 && hi > t.cutASCII && isASCII(line[:t.cutASCII]) {
+		// On ASCII text a character is a byte.
+		hi = t.cutASCII
 	}
 	idx := t.re.FindStringSubmatchIndex(line[lo:hi])
 	if idx == nil {
@@ -301,8 +308,8 @@ func (t *template) compile() error {
 		return fmt.Errorf("compile %q: %w", goRE, err)
 	}
 	t.re = re
-	if w := anchoredWidth(re); w >= 0 {
-		t.cut = w + 1
+	if w, r := anchoredWidth(re); w >= 0 {
+		t.cut, t.cutASCII = w+1, r+1
 	}
 	t.markBeg, t.dateGroup, t.markEnd = 1, 2, re.NumSubexp()
 	t.fieldGroups = nil
@@ -398,4 +405,13 @@ func newTAI64NTemplate(lineBegin bool) (*template, error) {
 		return nil, fmt.Errorf("TAI64N template: %w", err)
 	}
 	return t, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -11,16 +11,16 @@ import (
 // gives the same match on line[:n+1] as on the whole line (every
 // assertion it makes at or before byte n sees the same neighbours), which
 // spares the matcher the rest of a long line.
-func anchoredWidth(re *regexp.Regexp) int {
+func anchoredWidth(re *regexp.Regexp) (bytes, runes int) {
 	p, err := syntax.Parse(re.String(), syntax.Perl)
 	if err != nil {
-		return -1
+		return -1, -1
 	}
 	p = p.Simplify()
 	if !beginAnchored(p) {
-		return -1
+		return -1, -1
 	}
-	return maxWidth(p)
+	return maxWidth(p, false), maxWidth(p, true)
 }
 
 func beginAnchored(re *syntax.Regexp) bool {
@@ -35,7 +35,7 @@ func beginAnchored(re *syntax.Regexp) bool {
 			if beginAnchored(s) {
 				return true
 			}
-			if maxWidth(s) != 0 {
+			if maxWidth(s, false) != 0 {
 				return false
 			}
 		}
@@ -51,13 +51,17 @@ func beginAnchored(re *syntax.Regexp) bool {
 	return false
 }
 
-// maxWidth is the longest match of re in bytes, or -1 when unbounded.
-func maxWidth(re *syntax.Regexp) int {
+// maxWidth is the longest match of re in bytes (in characters when runes
+// is set), or -1 when unbounded.
+func maxWidth(re *syntax.Regexp, runes bool) int {
 	switch re.Op {
 	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText,
 		syntax.OpEndText, syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return 0
 	case syntax.OpLiteral:
+		if runes {
+			return len(re.Rune)
+		}
 		n := 0
 		for _, r := range re.Rune {
 			if re.Flags&syntax.FoldCase != 0 {
@@ -68,6 +72,9 @@ func maxWidth(re *syntax.Regexp) int {
 		}
 		return n
 	case syntax.OpCharClass:
+		if runes {
+			return 1
+		}
 		hi := rune(0)
 		for i := 1; i < len(re.Rune); i += 2 {
 			hi = max(hi, re.Rune[i])
@@ -77,14 +84,17 @@ func maxWidth(re *syntax.Regexp) int {
 		}
 		return max(utf8.RuneLen(hi), 1)
 	case syntax.OpAnyCharNotNL, syntax.OpAnyChar:
+		if runes {
+			return 1
+		}
 		return utf8.UTFMax
 	case syntax.OpCapture, syntax.OpQuest:
-		return maxWidth(re.Sub[0])
+		return maxWidth(re.Sub[0], runes)
 	case syntax.OpRepeat:
 		if re.Max < 0 {
 			return -1
 		}
-		w := maxWidth(re.Sub[0])
+		w := maxWidth(re.Sub[0], runes)
 		if w < 0 {
 			return -1
 		}
@@ -92,7 +102,7 @@ func maxWidth(re *syntax.Regexp) int {
 	case syntax.OpConcat:
 		n := 0
 		for _, s := range re.Sub {
-			w := maxWidth(s)
+			w := maxWidth(s, runes)
 			if w < 0 {
 				return -1
 			}
@@ -102,7 +112,7 @@ func maxWidth(re *syntax.Regexp) int {
 	case syntax.OpAlternate:
 		n := 0
 		for _, s := range re.Sub {
-			w := maxWidth(s)
+			w := maxWidth(s, runes)
 			if w < 0 {
 				return -1
 			}

@@ -115,8 +115,10 @@ type Filter struct {
 	// of these literals is in every text a failregex or ignoreregex
 	// matches (nil: no such set). Together they let most lines skip
 	// every regex.
-	prefAny bool
-	anyLits *litSet
+	prefAny  bool
+	prefLits []string
+	prefFast *Regex // the prefregex stopping at the content's first character (see prefixOnly)
+	anyLits  *litSet
 
 	buf          []tupleLine
 	seq          uint64
@@ -241,6 +243,10 @@ func New(def *Definition, opts Config) (*Filter, error) {
 		f.fail = append(f.fail, c)
 	}
 	f.prefAny = f.pref == nil || anyLineRegex(f.pref)
+	if f.pref != nil {
+		f.prefLits = literalsOf(f.pref)
+		f.prefFast = prefixOnly(f.pref)
+	}
 	var lits []string
 	for _, c := range append(append([]*compiled(nil), f.fail...), f.ignore...) {
 		if c.lits == nil {
@@ -556,6 +562,7 @@ type failState struct {
 	matches       []string
 	nofailMatches []string
 	pending       bool
+	cached        bool // held by the multi-line cache: copied before it is handed out
 }
 
 func (s *failState) addUser(u string) []string {
@@ -568,7 +575,7 @@ func (s *failState) addUser(u string) []string {
 			return s.users
 		}
 	}
-	s.users = append(s.users, u)
+	s.users = append(s.users, strings.Clone(u))
 	return s.users
 }
 
@@ -729,10 +736,8 @@ type rawMatch struct {
 
 // matchSingle runs the regexes of a single-line filter over text.
 func (f *Filter) matchSingle(text string) (lm lineMatch) {
-	if f.anyLits != nil && f.prefAny && !f.anyLits.in(text) {
-		// No failregex or ignoreregex can match: only the prefregex
-		// could, and it matches any non-empty line.
-		lm.prefMatched = f.pref != nil && text != ""
+	if skip, pref := f.hopeless(text); skip {
+		lm.prefMatched = pref && text != ""
 		return lm
 	}
 	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
@@ -754,7 +759,17 @@ func (f *Filter) matchSingle(text string) (lm lineMatch) {
 	}
 	content := text
 	if f.pref != nil {
-		m, ok := f.pref.Match(text)
+		var (
+			m  Match
+			ok bool
+		)
+		if f.prefFast != nil {
+			if m, ok = f.prefFast.Match(text); ok {
+				m.extendTo("content", text)
+			}
+		} else {
+			m, ok = f.pref.Match(text)
+		}
 		if !ok {
 			return lm
 		}
@@ -801,6 +816,23 @@ func (f *Filter) matchSingle(text string) (lm lineMatch) {
 		}
 	}
 	return lm
+}
+
+// hopeless reports whether no regex of a single-line filter can match
+// text (or a line holding it), and then whether the prefregex matches.
+// It holds when no failregex or ignoreregex literal is in the text, and
+// the prefregex either matches any non-empty line or lacks its literals.
+func (f *Filter) hopeless(text string) (skip, prefMatched bool) {
+	if f.anyLits == nil || f.anyLits.in(text) {
+		return false, false
+	}
+	if f.prefAny {
+		return true, f.pref != nil
+	}
+	if f.prefLits != nil && !mayMatch(f.prefLits, text) {
+		return true, false
+	}
+	return false, false
 }
 
 // applySingle turns what matchSingle found into failures: the part of
@@ -908,7 +940,7 @@ func (f *Filter) failure(i int, id, host string, date time.Time, st *failState, 
 	if st.hasUsers {
 		fl.Users = st.users
 	}
-	if f.opts.CheckAll {
+	if st.cached {
 		c := st.clone()
 		fl.Fields, fl.Matches = c.g, c.matches
 		if st.hasUsers {
@@ -1056,15 +1088,20 @@ func (f *Filter) mergeFailure(mlfid string, st *failState, matched []tupleLine) 
 			cached.matches = nil
 		}
 		for k, v := range st.g {
-			cached.g[k] = v
+			cached.g[k] = strings.Clone(v) // kept past the line
 		}
 		st = cached
+		st.cached = true
 		if flags&forget != 0 {
 			f.ml.unset(mlfid)
 		}
 	} else if flags&forget == 0 {
 		if u := st.g["user"]; u != "" {
 			users, hasUsers = st.addUser(u), true
+		}
+		st.cached = true
+		for k, v := range st.g {
+			st.g[k] = strings.Clone(v) // kept past the line
 		}
 		f.ml.set(mlfid, st, f.clock())
 	}

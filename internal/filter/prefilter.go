@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"regexp"
 	"regexp/syntax"
 	"strings"
 )
@@ -198,17 +199,121 @@ func nullable(re *syntax.Regexp) bool {
 
 // literalsOf returns the prefilter of r, nil for none.
 func literalsOf(r *Regex) []string {
-	if r.re == nil {
-		if l := leadingLiteral(r.expanded); len(l) >= minLiteral {
-			return []string{l}
+	pattern := ""
+	if r.re != nil {
+		pattern = r.re.String()
+	} else {
+		// A regexp2 pattern: the literals of a looser RE2 pattern are
+		// required by it too.
+		p, err := toRE2(relaxPython(r.expanded))
+		if err != nil {
+			if l := leadingLiteral(r.expanded); len(l) >= minLiteral {
+				return []string{l}
+			}
+			return nil
 		}
-		return nil
+		if r.multiline {
+			p = "(?m)" + p
+		}
+		pattern = p
 	}
-	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	re, err := syntax.Parse(pattern, syntax.Perl)
 	if err != nil {
 		return nil
 	}
 	return requiredLiterals(re.Simplify())
+}
+
+// relaxPython rewrites the Python-only parts of a pattern so that the
+// result matches at least what p matches, as far as the literals it must
+// contain go: look-arounds and back-references match nothing, and a
+// conditional group (?(name)yes|no) becomes (?:|yes|no).
+func relaxPython(p string) string {
+	var b strings.Builder
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			if d := p[i+1]; d >= '1' && d <= '9' {
+				b.WriteString("(?:)")
+				i++
+				for i+1 < len(p) && p[i+1] >= '0' && p[i+1] <= '9' {
+					i++
+				}
+				continue
+			}
+			b.WriteString(p[i : i+2])
+			i++
+		case c == '[':
+			j := classEnd(p, i)
+			b.WriteString(p[i:j])
+			i = j - 1
+		case c == '(' && strings.HasPrefix(p[i:], "(?P="):
+			j := strings.IndexByte(p[i:], ')')
+			if j < 0 {
+				b.WriteString(p[i:])
+				return b.String()
+			}
+			b.WriteString("(?:)")
+			i += j
+		case c == '(' && (strings.HasPrefix(p[i:], "(?=") || strings.HasPrefix(p[i:], "(?!") ||
+			strings.HasPrefix(p[i:], "(?<=") || strings.HasPrefix(p[i:], "(?<!")):
+			b.WriteString("(?:)")
+			i = groupEnd(p, i) - 1
+		case c == '(' && strings.HasPrefix(p[i:], "(?("):
+			j := strings.IndexByte(p[i+3:], ')')
+			if j < 0 {
+				b.WriteString(p[i:])
+				return b.String()
+			}
+			b.WriteString("(?:|")
+			i += 3 + j
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// classEnd returns the index just past the character class starting at
+// p[i] == '['.
+func classEnd(p string, i int) int {
+	j := i + 1
+	if j < len(p) && p[j] == '^' {
+		j++
+	}
+	if j < len(p) && p[j] == ']' {
+		j++
+	}
+	for ; j < len(p); j++ {
+		switch p[j] {
+		case '\\':
+			j++
+		case ']':
+			return j + 1
+		}
+	}
+	return len(p)
+}
+
+// groupEnd returns the index just past the group starting at p[i] == '('.
+func groupEnd(p string, i int) int {
+	depth := 0
+	for j := i; j < len(p); j++ {
+		switch p[j] {
+		case '\\':
+			j++
+		case '[':
+			j = classEnd(p, j) - 1
+		case '(':
+			depth++
+		case ')':
+			if depth--; depth == 0 {
+				return j + 1
+			}
+		}
+	}
+	return len(p)
 }
 
 // anyLineRegex reports whether r matches every non-empty line (see
@@ -258,37 +363,79 @@ func trimQuantified(lit, rest string) string {
 }
 
 // litSet finds whether a text holds one of a set of literals in one pass:
-// a bitmap of the literals' first two bytes marks where to compare.
+// a table indexed by the literals' first two bytes says where to compare,
+// and with which of them.
 type litSet struct {
-	lits  []string
-	pairs [1 << 16 / 64]uint64
+	byPair [1 << 16]uint8 // 1 + index into lists, 0 for none
+	lists  [][]string
 }
 
 func newLitSet(lits []string) *litSet {
-	if len(lits) == 0 {
+	if len(lits) == 0 || len(lits) > 250 {
 		return nil
 	}
-	ls := &litSet{lits: lits}
+	ls := &litSet{}
 	for _, l := range lits {
 		k := uint16(l[0])<<8 | uint16(l[1])
-		ls.pairs[k>>6] |= 1 << (k & 63)
+		if ls.byPair[k] == 0 {
+			ls.lists = append(ls.lists, nil)
+			ls.byPair[k] = uint8(len(ls.lists))
+		}
+		i := ls.byPair[k] - 1
+		ls.lists[i] = append(ls.lists[i], l)
 	}
 	return ls
 }
 
 // in reports whether s contains one of the literals.
 func (ls *litSet) in(s string) bool {
-	for i := 0; i+1 < len(s); i++ {
-		k := uint16(s[i])<<8 | uint16(s[i+1])
-		if ls.pairs[k>>6]&(1<<(k&63)) == 0 {
-			continue
-		}
-		rest := s[i:]
-		for _, l := range ls.lits {
-			if strings.HasPrefix(rest, l) {
-				return true
+	if len(s) < 2 {
+		return false
+	}
+	prev := uint16(s[0])
+	for i := 1; i < len(s); i++ {
+		k := prev<<8 | uint16(s[i])
+		prev = uint16(s[i])
+		if j := ls.byPair[k]; j != 0 {
+			rest := s[i-1:]
+			for _, l := range ls.lists[j-1] {
+				if len(rest) >= len(l) && rest[:len(l)] == l {
+					return true
+				}
 			}
 		}
 	}
 	return false
+}
+
+// prefixOnly returns, for a prefregex of the form ^PREFIX(?P<content>.+)$,
+// an equivalent for single lines that stops one character into the
+// content: ^PREFIX(?P<content>.). On a line without "\n", ".+$" holds
+// exactly when at least one character is left, so both choose the same
+// PREFIX, and the content runs from the group's start to the end of the
+// line. The shorter match spares the matcher a step per character of the
+// message. It returns nil for other shapes.
+func prefixOnly(r *Regex) *Regex {
+	if r.re == nil || r.multiline {
+		return nil
+	}
+	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	if err != nil || re.Op != syntax.OpConcat || len(re.Sub) < 3 {
+		return nil
+	}
+	subs := re.Sub
+	last, content := subs[len(subs)-1], subs[len(subs)-2]
+	if last.Op != syntax.OpEndText || content.Op != syntax.OpCapture || content.Name != "content" {
+		return nil
+	}
+	if body := content.Sub[0]; body.Op != syntax.OpPlus || body.Sub[0].Op != syntax.OpAnyCharNotNL {
+		return nil
+	}
+	content.Sub[0] = &syntax.Regexp{Op: syntax.OpAnyCharNotNL, Flags: content.Sub[0].Sub[0].Flags}
+	re.Sub = subs[:len(subs)-1]
+	fast, err := regexp.Compile(re.String())
+	if err != nil || fast.NumSubexp() != r.re.NumSubexp() {
+		return nil
+	}
+	return &Regex{source: r.source, expanded: r.expanded, re: fast, names: fast.SubexpNames()}
 }

@@ -155,6 +155,20 @@ func (m Match) Group(name string) (string, bool) {
 	return "", false
 }
 
+// extendTo makes the named group run to the end of s, the text m was
+// found in.
+func (m *Match) extendTo(name, s string) {
+	for i, n := range m.names {
+		if n == name && m.set[i] {
+			// The group ends where the match ends.
+			start := m.End - len(m.values[i])
+			m.values[i] = s[start:]
+			m.End = len(s)
+			return
+		}
+	}
+}
+
 // Groups returns the named groups that took part in the match, by
 // fail2ban's names.
 func (m Match) Groups() map[string]string {

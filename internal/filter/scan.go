@@ -54,7 +54,7 @@ func (f *Filter) Scan(ctx context.Context, r io.Reader, fn func(*LineResult) err
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	if f.maxLines <= 1 && workers > 1 {
+	if f.maxLines <= 1 {
 		return f.scanParallel(ctx, r, fn, progress, workers)
 	}
 	return f.scanSequential(ctx, r, fn, progress)
@@ -66,7 +66,7 @@ func (f *Filter) scanSequential(ctx context.Context, r io.Reader, fn func(*LineR
 		lr   LineResult
 		ferr error
 	)
-	err := readBatches(ctx, r, func(b *batch) bool {
+	err := readBatches(ctx, r, false, func(b *batch) bool {
 		for _, sp := range b.lines {
 			st.Physical++
 			if sp.truncated {

@@ -1,13 +1,14 @@
 package filter
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
+	"unsafe"
 
 	"github.com/edgeban/edgeban/internal/datetime"
 )
@@ -23,18 +24,41 @@ import (
 // as fail2ban's does; the order only decides which template is tried
 // first, so the dates found are the same unless two templates read one
 // line differently.
+//
+// A line that holds none of the literals every failregex and ignoreregex
+// match needs (see litSet) is a miss whatever its date, and its date is
+// not read: that is most of the cost of a line. Such a line's date is
+// read later only if the next line that reaches the regexes has no date
+// of its own and may take the previous line's. The date template hits
+// then count only the lines whose date was read.
 
-const (
-	batchLines = 2048
-	batchBytes = 256 << 10
-)
+// batchBytes is the size of a read: lines are handed out in batches of
+// about that many bytes.
+const batchBytes = 64 << 10
+
+// bufPool recycles the read buffers of a parallel scan: what outlives
+// its batch (the previous date's text, multi-line failures) is copied.
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, batchBytes); return &b }}
+
+func getBuf() []byte { return (*(bufPool.Get().(*[]byte)))[:0] }
+
+func putBuf(b []byte) {
+	if cap(b) == batchBytes {
+		bufPool.Put(&b)
+	}
+}
 
 // batch is a run of lines read together.
 type batch struct {
-	data     string
-	lines    []lineSpan
-	read     int64 // bytes read up to the end of the batch
-	results  []lineWork
+	buf    []byte // data's storage, recycled when pooled is set
+	pooled bool
+	data   string
+	lines  []lineSpan
+	read   int64 // bytes read up to the end of the batch
+	// kinds says per line what the worker did; works holds the results
+	// of the lines that reached the regexes, in order.
+	kinds    []uint8
+	works    []lineWork
 	done     chan struct{}
 	physical int // physical number of the batch's first line, minus one
 }
@@ -45,7 +69,15 @@ type lineSpan struct {
 	truncated  bool
 }
 
-// lineWork is a worker's result for one line.
+// Line kinds in a batch.
+const (
+	kindNotTested  uint8 = iota // comment or empty line
+	kindHopeless                // no regex can match: the date was not read
+	kindHopelessPM              // the same, but the prefregex matches
+	kindWorked                  // dated and matched: see works
+)
+
+// lineWork is a worker's result for one line that reached the regexes.
 type lineWork struct {
 	date datetime.Result
 	text string
@@ -56,7 +88,7 @@ type lineWork struct {
 // detector and no state, for a scan worker.
 func (f *Filter) clone() *Filter {
 	c := &Filter{def: f.def, opts: f.opts, pref: f.pref, fail: f.fail, ignore: f.ignore,
-		maxLines: f.maxLines, datePattern: f.datePattern, prefAny: f.prefAny, anyLits: f.anyLits,
+		maxLines: f.maxLines, datePattern: f.datePattern, prefAny: f.prefAny, prefLits: f.prefLits, anyLits: f.anyLits,
 		ml: newMLCache(100, 0)}
 	c.dates = f.newDetector()
 	return c
@@ -68,12 +100,12 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 	defer cancel()
 
 	work := make(chan *batch, workers)
-	ordered := make(chan *batch, 2*workers+2)
+	ordered := make(chan *batch, workers+2)
 	var readErr error
 	go func() {
 		defer close(work)
 		defer close(ordered)
-		readErr = readBatches(ctx, r, func(b *batch) bool {
+		readErr = readBatches(ctx, r, true, func(b *batch) bool {
 			select {
 			case ordered <- b:
 			case <-ctx.Done():
@@ -95,15 +127,23 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 		go func(w *Filter) {
 			defer wg.Done()
 			for b := range work {
-				b.results = make([]lineWork, len(b.lines))
+				b.kinds = make([]uint8, len(b.lines))
 				for j, sp := range b.lines {
 					if sp.skip {
 						continue
 					}
 					line := b.data[sp.start:sp.end]
+					if skip, pref := w.hopeless(line); skip {
+						b.kinds[j] = kindHopeless
+						if pref {
+							b.kinds[j] = kindHopelessPM
+						}
+						continue
+					}
 					d := w.dates.Detect(line)
 					text := splitText(line, d)
-					b.results[j] = lineWork{date: d, text: text, lm: w.matchSingle(text)}
+					b.kinds[j] = kindWorked
+					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchSingle(text)})
 				}
 				close(b.done)
 			}
@@ -119,13 +159,17 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 		}
 	}()
 
-	var lr LineResult
+	var (
+		lr          LineResult
+		lastSkipped string // the latest line whose date was not read, if after the last one read
+	)
 	for b := range ordered {
 		select {
 		case <-b.done:
 		case <-ctx.Done():
 			return st, ctx.Err()
 		}
+		works := b.works
 		for j, sp := range b.lines {
 			st.Physical++
 			if sp.truncated {
@@ -135,7 +179,27 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 				continue
 			}
 			line := b.data[sp.start:sp.end]
-			w := &b.results[j]
+			if k := b.kinds[j]; k != kindWorked {
+				res := Result{PrefMatched: k == kindHopelessPM}
+				st.add(res, f)
+				lastSkipped = line
+				if fn != nil {
+					lr = LineResult{Number: st.Physical, Line: line, Result: res}
+					if err := fn(&lr); err != nil {
+						return st, err
+					}
+				}
+				continue
+			}
+			w := &works[0]
+			works = works[1:]
+			if w.date.Status != datetime.Found && lastSkipped != "" {
+				// This line may take the previous line's date: read it.
+				if d := f.dates.Detect(lastSkipped); d.Status == datetime.Found {
+					f.lastDate, f.lastTimeText = d.Time, lastSkipped[d.Start:d.End]
+				}
+			}
+			lastSkipped = ""
 			tl, date, found := f.dateLine(line, w.date, f.now())
 			lm := w.lm
 			if w.date.Status == datetime.Invalid && tl.text() != w.text {
@@ -153,7 +217,15 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 				}
 			}
 		}
-		b.results = nil
+		b.works, b.kinds = nil, nil
+		// Nothing may point into the batch's buffer past this point.
+		f.lastTimeText = strings.Clone(f.lastTimeText)
+		if lastSkipped != "" {
+			lastSkipped = strings.Clone(lastSkipped) // the batch goes
+		}
+		if b.pooled {
+			putBuf(b.buf)
+		}
 		if progress != nil {
 			progress(b.read)
 		}
@@ -165,69 +237,94 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 }
 
 // readBatches reads r into batches of lines, split as Scan splits them,
-// and hands each to emit until it returns false.
-func readBatches(ctx context.Context, r io.Reader, emit func(*batch) bool) error {
-	br := bufio.NewReaderSize(r, 256<<10)
-	var (
-		buf   []byte
-		spans []lineSpan
-		read  int64
-		long  []byte
-		trunc bool
-	)
-	flush := func() bool {
-		if len(spans) == 0 {
-			return true
+// and hands each to emit until it returns false. Each batch owns its
+// buffer: lines are read into it once and never copied.
+func readBatches(ctx context.Context, r io.Reader, pool bool, emit func(*batch) bool) error {
+	newBuf := func(n int) []byte {
+		if pool && n <= batchBytes {
+			return getBuf()
 		}
-		b := &batch{data: string(buf), lines: spans, read: read, done: make(chan struct{})}
-		buf, spans = make([]byte, 0, batchBytes+4096), make([]lineSpan, 0, batchLines)
-		return emit(b)
+		return make([]byte, 0, max(n, batchBytes))
 	}
-	buf, spans = make([]byte, 0, batchBytes+4096), make([]lineSpan, 0, batchLines)
-	for {
-		chunk, err := br.ReadSlice('\n')
-		read += int64(len(chunk))
-		if errors.Is(err, bufio.ErrBufferFull) {
-			if len(long)+len(chunk) > MaxLineSize {
-				trunc = true
-			}
-			if len(long) < MaxLineSize {
-				long = append(long, chunk[:min(len(chunk), MaxLineSize-len(long))]...)
+	var (
+		buf     = newBuf(0)
+		read    int64
+		discard bool // inside the rest of an over-long line
+		eof     bool
+	)
+	for !eof {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if len(buf) == cap(buf) {
+			// No line end in a full buffer: grow it, up to the longest
+			// line kept.
+			nb := make([]byte, len(buf), min(2*cap(buf), MaxLineSize+1))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		read += int64(n)
+		if errors.Is(err, io.EOF) {
+			eof = true
+		} else if err != nil {
+			return fmt.Errorf("read log: %w", err)
+		}
+		end := bytes.LastIndexByte(buf, '\n') + 1 // complete lines end here
+		if eof {
+			end = len(buf)
+		}
+		if end == 0 {
+			if len(buf) > MaxLineSize {
+				// Pass on the line's first MaxLineSize bytes and drop the
+				// rest up to its end.
+				if !discard {
+					b := &batch{data: unsafe.String(&buf[0], MaxLineSize), read: read, done: make(chan struct{}),
+						lines: []lineSpan{{end: MaxLineSize, skip: buf[0] == '#', truncated: true}}}
+					if !emit(b) {
+						return ctx.Err()
+					}
+				}
+				buf, discard = newBuf(0), true
 			}
 			continue
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read log: %w", err)
-		}
-		line := chunk
-		if long != nil {
-			if len(long)+len(chunk) > MaxLineSize {
-				trunc = true
+		b := &batch{read: read, done: make(chan struct{}), lines: make([]lineSpan, 0, 1024)}
+		for pos := 0; pos < end; {
+			nl := bytes.IndexByte(buf[pos:end], '\n')
+			stop := end
+			if nl >= 0 {
+				stop = pos + nl
 			}
-			long = append(long, chunk[:min(len(chunk), MaxLineSize-len(long))]...)
-			line, long = long, nil
+			next := stop + 1
+			if discard {
+				// The end of an over-long line already passed on.
+				discard = false
+				pos = next
+				continue
+			}
+			e := stop
+			if e > pos && buf[e-1] == '\r' {
+				e--
+			}
+			b.lines = append(b.lines, lineSpan{start: pos, end: e, skip: e == pos || buf[pos] == '#'})
+			pos = next
 		}
-		if len(line) == 0 && err != nil {
-			break
-		}
-		line = bytes.TrimSuffix(line, []byte{'\n'})
-		line = bytes.TrimSuffix(line, []byte{'\r'})
-		start := len(buf)
-		buf = append(buf, line...)
-		spans = append(spans, lineSpan{start: start, end: len(buf), skip: len(line) == 0 || line[0] == '#', truncated: trunc})
-		trunc = false
-		if len(spans) >= batchLines || len(buf) >= batchBytes {
-			if ctx.Err() != nil {
+		// The partial line after the last complete one starts the next
+		// buffer; it is copied before the batch is handed on.
+		rest := buf[min(end, len(buf)):]
+		carry := append(newBuf(2*len(rest)), rest...)
+		if len(b.lines) > 0 {
+			b.data = unsafe.String(&buf[0], end)
+			b.buf, b.pooled = buf, pool
+			if !emit(b) {
 				return ctx.Err()
 			}
-			if !flush() {
-				return ctx.Err()
-			}
+		} else if pool {
+			putBuf(buf)
 		}
-		if err != nil {
-			break
-		}
+		buf = carry
 	}
-	flush()
 	return nil
 }
