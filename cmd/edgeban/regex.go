@@ -209,10 +209,8 @@ func writeFailures(enc *json.Encoder, lr *filter.LineResult) error {
 		}
 		var t any
 		if !fl.Time.IsZero() {
-			t = json.Number(strconv.FormatFloat(float64(fl.Time.UnixNano())/1e9, 'f', -1, 64))
-			if fl.Time.Nanosecond() == 0 {
-				t = json.Number(strconv.FormatInt(fl.Time.Unix(), 10))
-			}
+			// Seconds with the fraction the log gave, written exactly.
+			t = json.Number(unixSeconds(fl.Time))
 		}
 		matches := fl.Matches
 		if matches == nil {
@@ -229,6 +227,20 @@ func writeFailures(enc *json.Encoder, lr *filter.LineResult) error {
 		}
 	}
 	return nil
+}
+
+// unixSeconds writes t as Unix seconds with its fraction, exactly.
+func unixSeconds(t time.Time) string {
+	sec, ns := t.Unix(), t.Nanosecond()
+	if ns == 0 {
+		return strconv.FormatInt(sec, 10)
+	}
+	sign := ""
+	if sec < 0 {
+		// -1.5 s is Unix -2 plus 0.5 s.
+		sign, sec, ns = "-", -(sec + 1), 1e9-ns
+	}
+	return sign + strconv.FormatInt(sec, 10) + strings.TrimRight(fmt.Sprintf(".%09d", ns), "0")
 }
 
 // regexLines keeps the first lines of each kind for the report.

@@ -99,8 +99,8 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
-	work := make(chan *batch, workers)
-	ordered := make(chan *batch, workers+2)
+	work := make(chan *batch)
+	ordered := make(chan *batch, workers+1)
 	var readErr error
 	go func() {
 		defer close(work)
