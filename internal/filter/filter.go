@@ -111,14 +111,13 @@ type Filter struct {
 	datePattern string
 	helpers     []*datetime.Detector
 
-	// prefAny: the prefregex matches every non-empty line; anyLits: one
-	// of these literals is in every text a failregex or ignoreregex
-	// matches (nil: no such set). Together they let most lines skip
-	// every regex.
+	// prefAny: the prefregex matches every non-empty line; cands tells
+	// which regexes a text holds literals of. Together they let most
+	// lines skip every regex.
 	prefAny  bool
+	cands    *candSet // which failregexes (bits 0..) and ignoreregexes (after them) may match
 	prefLits []string
 	prefFast *Regex // the prefregex stopping at the content's first character (see prefixOnly)
-	anyLits  *litSet
 
 	buf          []tupleLine
 	seq          uint64
@@ -134,6 +133,9 @@ type compiled struct {
 	tuple [][2]string // tuple_x group -> x, sorted
 	skip  bool        // has <SKIPLINES> groups
 	lits  []string    // literal prefilter: one of them is in every match (nil: none)
+	// prefix: the bytes the first characters of a match may be (see
+	// prefixSets); checked before the regex runs.
+	prefix []*[256]bool
 }
 
 // tupleLine is a line split around its date, as fail2ban keeps it: the
@@ -171,7 +173,7 @@ func compileFor(pattern string, opts Options) (*compiled, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{Regex: r, lits: literalsOf(r)}
+	c := &compiled{Regex: r, lits: literalsOf(r), prefix: prefixSetsOf(r)}
 	for _, k := range r.names {
 		if len(k) <= len("alt_") {
 			if strings.HasPrefix(k, "skiplines") {
@@ -247,15 +249,11 @@ func New(def *Definition, opts Config) (*Filter, error) {
 		f.prefLits = literalsOf(f.pref)
 		f.prefFast = prefixOnly(f.pref)
 	}
-	var lits []string
+	var all [][]string
 	for _, c := range append(append([]*compiled(nil), f.fail...), f.ignore...) {
-		if c.lits == nil {
-			lits = nil
-			break
-		}
-		lits = append(lits, c.lits...)
+		all = append(all, c.lits)
 	}
-	f.anyLits = newLitSet(dedupe(lits))
+	f.cands = newCandSet(all)
 	dp := def.DatePattern
 	if opts.DatePattern != "" {
 		dp = opts.DatePattern
@@ -735,14 +733,30 @@ type rawMatch struct {
 }
 
 // matchSingle runs the regexes of a single-line filter over text.
-func (f *Filter) matchSingle(text string) (lm lineMatch) {
-	if skip, pref := f.hopeless(text); skip {
+func (f *Filter) matchSingle(text string) lineMatch {
+	return f.matchWith(text, f.candidates(text))
+}
+
+// candidates returns the regexes that may match s (a line, or its text
+// without the date): bit i for failregex i, then the ignoreregexes.
+func (f *Filter) candidates(s string) uint64 {
+	if f.cands == nil {
+		return ^uint64(0)
+	}
+	return f.cands.of(s)
+}
+
+// matchWith is matchSingle with the candidates known (from the text, or
+// from the whole line, which may only add some).
+func (f *Filter) matchWith(text string, cand uint64) (lm lineMatch) {
+	if skip, pref := f.hopeless(cand, text); skip {
 		lm.prefMatched = pref && text != ""
 		return lm
 	}
+	nf := len(f.fail)
 	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
 		for i, ir := range f.ignore {
-			if !mayMatch(ir.lits, text) {
+			if cand&(1<<(nf+i)) == 0 && f.cands != nil {
 				continue
 			}
 			if _, ok := ir.Match(text); ok {
@@ -782,7 +796,10 @@ func (f *Filter) matchSingle(text string) (lm lineMatch) {
 		delete(lm.pre, "content")
 	}
 	for i, fr := range f.fail {
-		if !mayMatch(fr.lits, content) {
+		if f.cands != nil && cand&(1<<i) == 0 {
+			continue
+		}
+		if !prefixOK(fr.prefix, content) {
 			continue
 		}
 		m, ok := fr.Match(content)
@@ -792,7 +809,7 @@ func (f *Filter) matchSingle(text string) (lm lineMatch) {
 		g := fr.groups(m)
 		hit := false
 		for j, ir := range f.ignore {
-			if !mayMatch(ir.lits, content) {
+			if f.cands != nil && cand&(1<<(nf+j)) == 0 {
 				continue
 			}
 			if _, ok := ir.Match(content); ok {
@@ -819,11 +836,12 @@ func (f *Filter) matchSingle(text string) (lm lineMatch) {
 }
 
 // hopeless reports whether no regex of a single-line filter can match
-// text (or a line holding it), and then whether the prefregex matches.
-// It holds when no failregex or ignoreregex literal is in the text, and
-// the prefregex either matches any non-empty line or lacks its literals.
-func (f *Filter) hopeless(text string) (skip, prefMatched bool) {
-	if f.anyLits == nil || f.anyLits.in(text) {
+// text (or a line holding it), given its candidates, and then whether the
+// prefregex matches. It holds when the text holds no failregex or
+// ignoreregex literal, and the prefregex either matches any non-empty
+// line or lacks its literals.
+func (f *Filter) hopeless(cand uint64, text string) (skip, prefMatched bool) {
+	if f.cands == nil || cand != 0 {
 		return false, false
 	}
 	if f.prefAny {
@@ -847,15 +865,12 @@ func (f *Filter) applySingle(tl tupleLine, lm lineMatch, date time.Time) (res Re
 	matched := []tupleLine{tl}
 	for _, rm := range lm.fails {
 		g := rm.g
-		if lm.pre != nil {
-			merged := make(map[string]string, len(lm.pre)+len(g))
-			for k, v := range lm.pre {
-				merged[k] = v
+		// The failregex's groups win over the prefregex's; g is this
+		// match's own map.
+		for k, v := range lm.pre {
+			if _, ok := g[k]; !ok {
+				g[k] = v
 			}
-			for k, v := range g {
-				merged[k] = v
-			}
-			g = merged
 		}
 		st := &failState{g: g}
 		mlfid, isML := g["mlfid"]

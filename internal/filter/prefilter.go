@@ -362,52 +362,6 @@ func trimQuantified(lit, rest string) string {
 	return lit
 }
 
-// litSet finds whether a text holds one of a set of literals in one pass:
-// a table indexed by the literals' first two bytes says where to compare,
-// and with which of them.
-type litSet struct {
-	byPair [1 << 16]uint8 // 1 + index into lists, 0 for none
-	lists  [][]string
-}
-
-func newLitSet(lits []string) *litSet {
-	if len(lits) == 0 || len(lits) > 250 {
-		return nil
-	}
-	ls := &litSet{}
-	for _, l := range lits {
-		k := uint16(l[0])<<8 | uint16(l[1])
-		if ls.byPair[k] == 0 {
-			ls.lists = append(ls.lists, nil)
-			ls.byPair[k] = uint8(len(ls.lists))
-		}
-		i := ls.byPair[k] - 1
-		ls.lists[i] = append(ls.lists[i], l)
-	}
-	return ls
-}
-
-// in reports whether s contains one of the literals.
-func (ls *litSet) in(s string) bool {
-	if len(s) < 2 {
-		return false
-	}
-	prev := uint16(s[0])
-	for i := 1; i < len(s); i++ {
-		k := prev<<8 | uint16(s[i])
-		prev = uint16(s[i])
-		if j := ls.byPair[k]; j != 0 {
-			rest := s[i-1:]
-			for _, l := range ls.lists[j-1] {
-				if len(rest) >= len(l) && rest[:len(l)] == l {
-					return true
-				}
-			}
-		}
-	}
-	return false
-}
-
 // prefixOnly returns, for a prefregex of the form ^PREFIX(?P<content>.+)$,
 // an equivalent for single lines that stops one character into the
 // content: ^PREFIX(?P<content>.). On a line without "\n", ".+$" holds
@@ -438,4 +392,173 @@ func prefixOnly(r *Regex) *Regex {
 		return nil
 	}
 	return &Regex{source: r.source, expanded: r.expanded, re: fast, names: fast.SubexpNames()}
+}
+
+// prefixSets returns, for a regex anchored at the start of the text, the
+// ASCII bytes each of its first characters may be, as far as they are
+// fixed: a text whose first bytes fall outside them cannot match. A
+// position stops the list as soon as it could hold a non-ASCII character
+// (so a byte is a character up to there).
+func prefixSets(re *syntax.Regexp) []*[256]bool {
+	var sets []*[256]bool
+	var walk func(re *syntax.Regexp, anchored bool) (anchoredOut, more bool)
+	add := func(set *[256]bool) bool {
+		if len(sets) >= 8 {
+			return false
+		}
+		sets = append(sets, set)
+		return true
+	}
+	walk = func(re *syntax.Regexp, anchored bool) (bool, bool) {
+		switch re.Op {
+		case syntax.OpBeginText:
+			return true, true
+		case syntax.OpCapture:
+			return walk(re.Sub[0], anchored)
+		case syntax.OpConcat:
+			for _, s := range re.Sub {
+				var more bool
+				anchored, more = walk(s, anchored)
+				if !more {
+					return anchored, false
+				}
+			}
+			return anchored, true
+		case syntax.OpLiteral:
+			if !anchored {
+				return false, false
+			}
+			for _, r := range re.Rune {
+				if r >= 0x80 {
+					return true, false
+				}
+				var set [256]bool
+				set[r] = true
+				if re.Flags&syntax.FoldCase != 0 {
+					if r == 'k' || r == 'K' || r == 's' || r == 'S' {
+						return true, false // also folds to a non-ASCII letter
+					}
+					if 'a' <= r && r <= 'z' {
+						set[r-'a'+'A'] = true
+					} else if 'A' <= r && r <= 'Z' {
+						set[r-'A'+'a'] = true
+					}
+				}
+				if !add(&set) {
+					return true, false
+				}
+			}
+			return true, true
+		case syntax.OpCharClass:
+			if !anchored {
+				return false, false
+			}
+			var set [256]bool
+			for i := 0; i+1 < len(re.Rune); i += 2 {
+				lo, hi := re.Rune[i], re.Rune[i+1]
+				if hi >= 0x80 {
+					return true, false
+				}
+				for c := lo; c <= hi; c++ {
+					set[c] = true
+				}
+			}
+			return true, add(&set)
+		}
+		return anchored, false
+	}
+	walk(re, false)
+	return sets
+}
+
+// prefixOK reports whether s may start as sets say.
+func prefixOK(sets []*[256]bool, s string) bool {
+	for i, set := range sets {
+		if i >= len(s) || !set[s[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// prefixSetsOf returns the prefix sets of an RE2 regex (nil for regexp2
+// ones and unanchored ones).
+func prefixSetsOf(r *Regex) []*[256]bool {
+	if r.re == nil || r.multiline {
+		return nil
+	}
+	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	if err != nil {
+		return nil
+	}
+	return prefixSets(re.Simplify())
+}
+
+// candSet tells, in one pass over a text, which regexes of a filter may
+// match it: bit i stands for regex i, set when the text holds one of its
+// literals or when the regex has none.
+type candSet struct {
+	// near is a small first sieve (it stays in the CPU's first-level
+	// cache): bit c&63 of near[b] is set when a literal starts with the
+	// bytes b, c.
+	near   [256]uint64
+	byPair [1 << 16]uint8 // 1 + index into lists, 0 for none
+	lists  [][]candLit
+	always uint64
+}
+
+type candLit struct {
+	lit  string
+	mask uint64
+}
+
+// newCandSet builds the set for regexes with the given literal sets (nil:
+// no prefilter); it returns nil for more than 64 regexes.
+func newCandSet(lits [][]string) *candSet {
+	if len(lits) > 64 {
+		return nil
+	}
+	cs := &candSet{}
+	for i, ls := range lits {
+		if ls == nil {
+			cs.always |= 1 << i
+			continue
+		}
+		for _, l := range ls {
+			k := uint16(l[0])<<8 | uint16(l[1])
+			cs.near[l[0]] |= 1 << (l[1] & 63)
+			if cs.byPair[k] == 0 {
+				if len(cs.lists) == 255 {
+					return nil
+				}
+				cs.lists = append(cs.lists, nil)
+				cs.byPair[k] = uint8(len(cs.lists))
+			}
+			j := cs.byPair[k] - 1
+			cs.lists[j] = append(cs.lists[j], candLit{lit: l, mask: 1 << i})
+		}
+	}
+	return cs
+}
+
+// of returns the regexes that may match s.
+func (cs *candSet) of(s string) uint64 {
+	mask := cs.always
+	if len(s) < 2 {
+		return mask
+	}
+	for i := 1; i < len(s); i++ {
+		if cs.near[s[i-1]]&(1<<(s[i]&63)) == 0 {
+			continue
+		}
+		if j := cs.byPair[uint16(s[i-1])<<8|uint16(s[i])]; j != 0 {
+			rest := s[i-1:]
+			for _, c := range cs.lists[j-1] {
+				if mask&c.mask == 0 && len(rest) >= len(c.lit) && rest[:len(c.lit)] == c.lit {
+					mask |= c.mask
+				}
+			}
+		}
+	}
+	return mask
 }

@@ -88,7 +88,7 @@ type lineWork struct {
 // detector and no state, for a scan worker.
 func (f *Filter) clone() *Filter {
 	c := &Filter{def: f.def, opts: f.opts, pref: f.pref, fail: f.fail, ignore: f.ignore,
-		maxLines: f.maxLines, datePattern: f.datePattern, prefAny: f.prefAny, prefLits: f.prefLits, anyLits: f.anyLits,
+		maxLines: f.maxLines, datePattern: f.datePattern, prefAny: f.prefAny, prefLits: f.prefLits, cands: f.cands,
 		ml: newMLCache(100, 0)}
 	c.dates = f.newDetector()
 	return c
@@ -133,7 +133,8 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 						continue
 					}
 					line := b.data[sp.start:sp.end]
-					if skip, pref := w.hopeless(line); skip {
+					cand := w.candidates(line)
+					if skip, pref := w.hopeless(cand, line); skip {
 						b.kinds[j] = kindHopeless
 						if pref {
 							b.kinds[j] = kindHopelessPM
@@ -143,7 +144,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 					d := w.dates.Detect(line)
 					text := splitText(line, d)
 					b.kinds[j] = kindWorked
-					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchSingle(text)})
+					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchWith(text, cand)})
 				}
 				close(b.done)
 			}
