@@ -512,6 +512,40 @@ type candLit struct {
 	mask uint64
 }
 
+// joinable reports whether one of the literals could appear in s with a
+// piece of s cut out, as the text a regex sees is a line with its date
+// cut out: whether some literal splits into a head that s contains and a
+// tail that s contains. A literal with a byte s lacks cannot.
+func (cs *candSet) joinable(s string) bool {
+	var present [4]uint64
+	for i := 0; i < len(s); i++ {
+		present[s[i]>>6] |= 1 << (s[i] & 63)
+	}
+	has := func(c byte) bool { return present[c>>6]&(1<<(c&63)) != 0 }
+	for _, list := range cs.lists {
+		for _, c := range list {
+			l := c.lit
+			// Every byte of l is in s, for a head and a tail of it to be.
+			all := true
+			for i := 0; i < len(l) && all; i++ {
+				all = has(l[i])
+			}
+			if !all {
+				continue
+			}
+			head := 1 // longest head of l that s contains
+			for head < len(l)-1 && strings.Contains(s, l[:head+1]) {
+				head++
+			}
+			need := len(l) - head // the tail must be at least this long
+			if strings.Contains(s, l[len(l)-need:]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // newCandSet builds the set for regexes with the given literal sets (nil:
 // no prefilter); it returns nil for more than 64 regexes.
 func newCandSet(lits [][]string) *candSet {

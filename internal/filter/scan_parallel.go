@@ -134,7 +134,10 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 					}
 					line := b.data[sp.start:sp.end]
 					cand := w.candidates(line)
-					if skip, pref := w.hopeless(cand, line); skip {
+					// The text the regexes see is the line less its
+					// date: a literal may also appear where the date
+					// was cut out.
+					if skip, pref := w.hopeless(cand, line); skip && !w.cands.joinable(line) {
 						b.kinds[j] = kindHopeless
 						if pref {
 							b.kinds[j] = kindHopelessPM
