@@ -508,8 +508,19 @@ type candSet struct {
 }
 
 type candLit struct {
-	lit  string
-	mask uint64
+	lit   string
+	mask  uint64
+	bytes byteSet // the bytes lit is made of
+}
+
+// byteSet is a set of byte values.
+type byteSet [4]uint64
+
+func (b *byteSet) add(c byte) { b[c>>6] |= 1 << (c & 63) }
+
+// within reports whether every byte of b is in o.
+func (b *byteSet) within(o *byteSet) bool {
+	return b[0]&^o[0] == 0 && b[1]&^o[1] == 0 && b[2]&^o[2] == 0 && b[3]&^o[3] == 0
 }
 
 // joinable reports whether one of the literals could appear in s with a
@@ -517,20 +528,15 @@ type candLit struct {
 // cut out: whether some literal splits into a head that s contains and a
 // tail that s contains. A literal with a byte s lacks cannot.
 func (cs *candSet) joinable(s string) bool {
-	var present [4]uint64
+	var present byteSet
 	for i := 0; i < len(s); i++ {
-		present[s[i]>>6] |= 1 << (s[i] & 63)
+		present.add(s[i])
 	}
-	has := func(c byte) bool { return present[c>>6]&(1<<(c&63)) != 0 }
 	for _, list := range cs.lists {
 		for _, c := range list {
 			l := c.lit
 			// Every byte of l is in s, for a head and a tail of it to be.
-			all := true
-			for i := 0; i < len(l) && all; i++ {
-				all = has(l[i])
-			}
-			if !all {
+			if !c.bytes.within(&present) {
 				continue
 			}
 			head := 1 // longest head of l that s contains
@@ -569,7 +575,11 @@ func newCandSet(lits [][]string) *candSet {
 				cs.byPair[k] = uint8(len(cs.lists))
 			}
 			j := cs.byPair[k] - 1
-			cs.lists[j] = append(cs.lists[j], candLit{lit: l, mask: 1 << i})
+			var bs byteSet
+			for k := 0; k < len(l); k++ {
+				bs.add(l[k])
+			}
+			cs.lists[j] = append(cs.lists[j], candLit{lit: l, mask: 1 << i, bytes: bs})
 		}
 	}
 	return cs

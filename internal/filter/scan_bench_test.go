@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -158,5 +159,67 @@ func TestScanMatchesProcess(t *testing.T) {
 				t.Errorf("%s, %d workers: failures differ (%d vs %d)", dir, workers, len(got), len(want))
 			}
 		}
+	}
+}
+
+// TestScanMatchesProcessCorpus runs every single-line fail2ban filter
+// over its own sample log both ways, Scan (workers, undated lines) and
+// Process line by line, and compares the failures found.
+func TestScanMatchesProcessCorpus(t *testing.T) {
+	root := sharedDir(t, "fail2ban")
+	logs := filepath.Join(root, "fail2ban/tests/files/logs")
+	compared := 0
+	for _, c := range corpusFilters(t, root) {
+		data, err := os.ReadFile(filepath.Join(logs, c.name))
+		if err != nil {
+			continue
+		}
+		def, err := Load(c.confDir, c.name, LoadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if def.MaxLines > 1 {
+			continue
+		}
+		now := time.Unix(sampleNow, 0)
+		newFilter := func() *Filter {
+			f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+		format := func(n int, fl Failure) string {
+			return fmt.Sprintf("%d %d %s %s %v %v", n, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Matches)
+		}
+		ref := newFilter()
+		var want []string
+		for i, line := range strings.Split(string(data), "\n") {
+			line = strings.TrimSuffix(line, "\r")
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			for _, fl := range ref.Process(line).Failures {
+				want = append(want, format(i+1, fl))
+			}
+		}
+		f := newFilter()
+		f.Workers = 2
+		var got []string
+		if _, err := f.Scan(context.Background(), bytes.NewReader(data), func(lr *LineResult) error {
+			for _, fl := range lr.Failures {
+				got = append(got, format(lr.Number, fl))
+			}
+			return nil
+		}, nil); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: Scan and Process differ:\n scan    %d failures\n process %d failures", c.name, len(got), len(want))
+		}
+		compared++
+	}
+	if compared < 80 {
+		t.Fatalf("only %d filters compared", compared)
 	}
 }

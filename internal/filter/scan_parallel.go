@@ -147,7 +147,9 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 					d := w.dates.Detect(line)
 					text := splitText(line, d)
 					b.kinds[j] = kindWorked
-					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchWith(text, cand)})
+					// The candidates of the text, not the line's: a literal
+					// may span the cut date.
+					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchSingle(text)})
 				}
 				close(b.done)
 			}
