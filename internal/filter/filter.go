@@ -691,24 +691,7 @@ func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
 			}
 			st.g = merged
 		}
-		mlfid, isML := st.g["mlfid"]
-		if isML {
-			st = f.mergeFailure(mlfid, st, matched)
-			if st.g["nofail"] != "" && !f.opts.CheckAll {
-				return res
-			}
-		} else {
-			st.matches = append(st.matches, fullLines(matched)...)
-		}
-		fail, ok := f.identify(i, date, st, isML, fr)
-		if !ok {
-			continue
-		}
-		res.Failures = append(res.Failures, fail)
-		if fail.Pending && !f.opts.CheckAll {
-			return res
-		}
-		if !f.opts.CheckAll {
+		if f.record(i, date, st, matched, &res) {
 			break
 		}
 	}
@@ -872,34 +855,40 @@ func (f *Filter) applySingle(tl tupleLine, lm lineMatch, date time.Time) (res Re
 				g[k] = v
 			}
 		}
-		st := &failState{g: g}
-		mlfid, isML := g["mlfid"]
-		if isML {
-			st = f.mergeFailure(mlfid, st, matched)
-			if st.g["nofail"] != "" && !f.opts.CheckAll {
-				return res
-			}
-		} else {
-			st.matches = append(st.matches, fullLines(matched)...)
-		}
-		fail, ok := f.identify(rm.idx, date, st, isML, f.fail[rm.idx])
-		if !ok {
-			continue
-		}
-		res.Failures = append(res.Failures, fail)
-		if fail.Pending && !f.opts.CheckAll {
-			return res
-		}
-		if !f.opts.CheckAll {
+		if f.record(rm.idx, date, &failState{g: g}, matched, &res) {
 			break
 		}
 	}
 	return res
 }
 
+// record turns failregex i's match (its groups in st, merged with the
+// prefregex's) into a failure, merging it with the earlier lines of its
+// multi-line id if it has one, and adds it to res. It reports whether
+// the search of the line ends there: after the first failure unless
+// every failregex is tried, and after a helper match of a multi-line id.
+func (f *Filter) record(i int, date time.Time, st *failState, matched []tupleLine, res *Result) bool {
+	mlfid, isML := st.g["mlfid"]
+	if isML {
+		st = f.mergeFailure(mlfid, st, matched)
+		if st.g["nofail"] != "" && !f.opts.CheckAll {
+			return true
+		}
+	} else {
+		st.matches = append(st.matches, fullLines(matched)...)
+	}
+	fail, ok := f.identify(i, date, st, isML)
+	if !ok {
+		// No failure id took part: fail2ban reports it and goes on.
+		return false
+	}
+	res.Failures = append(res.Failures, fail)
+	return !f.opts.CheckAll
+}
+
 // identify finds the failure id of a merged match, as fail2ban does
 // after merging.
-func (f *Filter) identify(i int, date time.Time, st *failState, isML bool, fr *compiled) (Failure, bool) {
+func (f *Filter) identify(i int, date time.Time, st *failState, isML bool) (Failure, bool) {
 	fid, hasFID := st.g["fid"]
 	var (
 		ip      string
