@@ -99,6 +99,53 @@ func BenchmarkScan(b *testing.B) {
 	}
 }
 
+// scanBothWays runs def over log line by line with Process, and with
+// Scan for each number of workers, and returns what each found: the
+// failures, one formatted string each, and the counts.
+func scanBothWays(t *testing.T, def *Definition, log []byte, now time.Time, workers ...int) (want []string, wantSt Stats, got [][]string, gotSt []Stats) {
+	t.Helper()
+	newFilter := func() *Filter {
+		f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	format := func(n int, fl Failure) string {
+		return fmt.Sprintf("%d %d %s %s %v %v %v", n, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Users, fl.Matches)
+	}
+	ref := newFilter()
+	wantSt = Stats{FailHits: make([]int, len(ref.fail)), IgnoreHits: make([]int, len(ref.ignore))}
+	for i, line := range strings.Split(strings.TrimSuffix(string(log), "\n"), "\n") {
+		wantSt.Physical++
+		line = strings.TrimSuffix(line, "\r")
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		res := ref.Process(line)
+		wantSt.add(res, ref)
+		for _, fl := range res.Failures {
+			want = append(want, format(i+1, fl))
+		}
+	}
+	for _, w := range workers {
+		f := newFilter()
+		f.Workers = w
+		var out []string
+		st, err := f.Scan(context.Background(), bytes.NewReader(log), func(lr *LineResult) error {
+			for _, fl := range lr.Failures {
+				out = append(out, format(lr.Number, fl))
+			}
+			return nil
+		}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, gotSt = append(got, out), append(gotSt, st)
+	}
+	return want, wantSt, got, gotSt
+}
+
 // TestScanMatchesProcess checks that Scan, with its workers and the lines
 // it does not date, finds exactly what Process finds line by line.
 func TestScanMatchesProcess(t *testing.T) {
@@ -108,6 +155,7 @@ func TestScanMatchesProcess(t *testing.T) {
 		lines[i] = lines[i][len(time.Stamp):]
 	}
 	log := []byte(strings.Join(lines, "\n") + "\n")
+	now := time.Date(2026, 11, 1, 0, 0, 30, 0, time.UTC) // dateless lines may take a recent date
 	for _, dir := range []string{sharedDirOr(t, "fail2ban/config"), ownConfig} {
 		if dir == "" {
 			continue
@@ -116,47 +164,14 @@ func TestScanMatchesProcess(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		now := time.Date(2026, 11, 1, 0, 0, 30, 0, time.UTC) // dateless lines may take a recent date
-		newFilter := func() *Filter {
-			f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
-			if err != nil {
-				t.Fatal(err)
+		workers := []int{1, 4}
+		want, wantSt, got, gotSt := scanBothWays(t, def, log, now, workers...)
+		for i, w := range workers {
+			if fmt.Sprint(gotSt[i]) != fmt.Sprint(wantSt) {
+				t.Errorf("%s, %d workers: stats differ:\n Process %+v\n Scan    %+v", dir, w, wantSt, gotSt[i])
 			}
-			return f
-		}
-		format := func(n int, fl Failure) string {
-			return fmt.Sprintf("%d %d %s %s %v %v %v", n, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Users, fl.Matches)
-		}
-		// The reference: every line through Process, in order.
-		ref := newFilter()
-		var want []string
-		wantSt := Stats{FailHits: make([]int, len(ref.fail)), IgnoreHits: make([]int, len(ref.ignore))}
-		for i, line := range strings.Split(strings.TrimSuffix(string(log), "\n"), "\n") {
-			res := ref.Process(line)
-			wantSt.Physical++
-			wantSt.add(res, ref)
-			for _, fl := range res.Failures {
-				want = append(want, format(i+1, fl))
-			}
-		}
-		for _, workers := range []int{1, 4} {
-			f := newFilter()
-			f.Workers = workers
-			var got []string
-			st, err := f.Scan(context.Background(), bytes.NewReader(log), func(lr *LineResult) error {
-				for _, fl := range lr.Failures {
-					got = append(got, format(lr.Number, fl))
-				}
-				return nil
-			}, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if fmt.Sprint(st) != fmt.Sprint(wantSt) {
-				t.Errorf("%s, %d workers: stats differ:\n Process %+v\n Scan    %+v", dir, workers, wantSt, st)
-			}
-			if len(want) == 0 || fmt.Sprint(got) != fmt.Sprint(want) {
-				t.Errorf("%s, %d workers: failures differ (%d vs %d)", dir, workers, len(got), len(want))
+			if len(want) == 0 || fmt.Sprint(got[i]) != fmt.Sprint(want) {
+				t.Errorf("%s, %d workers: failures differ (%d vs %d)", dir, w, len(got[i]), len(want))
 			}
 		}
 	}
@@ -181,41 +196,9 @@ func TestScanMatchesProcessCorpus(t *testing.T) {
 		if def.MaxLines > 1 {
 			continue
 		}
-		now := time.Unix(sampleNow, 0)
-		newFilter := func() *Filter {
-			f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
-			if err != nil {
-				t.Fatal(err)
-			}
-			return f
-		}
-		format := func(n int, fl Failure) string {
-			return fmt.Sprintf("%d %d %s %s %v %v", n, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Matches)
-		}
-		ref := newFilter()
-		var want []string
-		for i, line := range strings.Split(string(data), "\n") {
-			line = strings.TrimSuffix(line, "\r")
-			if line == "" || line[0] == '#' {
-				continue
-			}
-			for _, fl := range ref.Process(line).Failures {
-				want = append(want, format(i+1, fl))
-			}
-		}
-		f := newFilter()
-		f.Workers = 2
-		var got []string
-		if _, err := f.Scan(context.Background(), bytes.NewReader(data), func(lr *LineResult) error {
-			for _, fl := range lr.Failures {
-				got = append(got, format(lr.Number, fl))
-			}
-			return nil
-		}, nil); err != nil {
-			t.Fatal(err)
-		}
-		if strings.Join(got, "\n") != strings.Join(want, "\n") {
-			t.Errorf("%s: Scan and Process differ:\n scan    %d failures\n process %d failures", c.name, len(got), len(want))
+		want, _, got, _ := scanBothWays(t, def, data, time.Unix(sampleNow, 0), 2)
+		if strings.Join(got[0], "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: Scan and Process differ: scan %d failures, process %d", c.name, len(got[0]), len(want))
 		}
 		compared++
 	}
