@@ -72,7 +72,7 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 	re2, err := regexp2.Compile(dotnet, rOpts)
 	if err != nil {
 		if reErr != nil {
-			return nil, fmt.Errorf("filter: compile %q: %w (RE2: %s)", expanded, err, errPos(expanded, reErr))
+			return nil, fmt.Errorf("filter: pattern %q%s: %w (RE2: %v)", pattern, sourcePos(pattern, reErr), err, reErr)
 		}
 		return nil, fmt.Errorf("filter: compile %q (%s at offset %d): %w", expanded, feature, pos, err)
 	}
@@ -93,16 +93,55 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 	return r, nil
 }
 
-// errPos describes a Go regexp error with the offset of the offending
-// expression in the pattern, when it can be found.
-func errPos(pattern string, err error) string {
+// sourcePos names where in the pattern as written (before its tags are
+// expanded) a Go regexp error lies, as " at offset N", or "" when it
+// cannot be told.
+func sourcePos(pattern string, err error) string {
 	var se *syntax.Error
-	if errors.As(err, &se) {
-		if i := strings.Index(pattern, se.Expr); i >= 0 && se.Expr != "" {
-			return fmt.Sprintf("%s at offset %d", se.Error(), i)
+	if !errors.As(err, &se) {
+		return ""
+	}
+	switch se.Code {
+	case syntax.ErrMissingParen, syntax.ErrUnexpectedParen:
+		// The first group never closed, or the first ")" closing none.
+		var open []int
+		for i := 0; i < len(pattern); i++ {
+			switch pattern[i] {
+			case '\\':
+				i++
+			case '[':
+				i = classEnd(pattern, i) - 1
+			case '(':
+				open = append(open, i)
+			case ')':
+				if len(open) == 0 {
+					return fmt.Sprintf(" at offset %d", i)
+				}
+				open = open[:len(open)-1]
+			}
+		}
+		if len(open) > 0 {
+			return fmt.Sprintf(" at offset %d", open[0])
+		}
+	case syntax.ErrMissingBracket:
+		for i := 0; i < len(pattern); i++ {
+			switch pattern[i] {
+			case '\\':
+				i++
+			case '[':
+				if classEnd(pattern, i) == len(pattern) && pattern[len(pattern)-1] != ']' {
+					return fmt.Sprintf(" at offset %d", i)
+				}
+				i = classEnd(pattern, i) - 1
+			}
 		}
 	}
-	return err.Error()
+	if se.Expr != "" {
+		if i := strings.Index(pattern, se.Expr); i >= 0 {
+			return fmt.Sprintf(" at offset %d", i)
+		}
+	}
+	return ""
 }
 
 // Source returns the pattern as given to Compile.
