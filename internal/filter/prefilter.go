@@ -278,13 +278,8 @@ func relaxPython(p string) string {
 // classEnd returns the index just past the character class starting at
 // p[i] == '['.
 func classEnd(p string, i int) int {
-	j := i + 1
-	if j < len(p) && p[j] == '^' {
-		j++
-	}
-	if j < len(p) && p[j] == ']' {
-		j++
-	}
+	n, _, _ := classOpening(p, i)
+	j := i + n
 	for ; j < len(p); j++ {
 		switch p[j] {
 		case '\\':
@@ -298,22 +293,20 @@ func classEnd(p string, i int) int {
 
 // groupEnd returns the index just past the group starting at p[i] == '('.
 func groupEnd(p string, i int) int {
-	depth := 0
-	for j := i; j < len(p); j++ {
+	depth, end := 0, len(p)
+	scanPy(p, i, func(j int) bool {
 		switch p[j] {
-		case '\\':
-			j++
-		case '[':
-			j = classEnd(p, j) - 1
 		case '(':
 			depth++
 		case ')':
 			if depth--; depth == 0 {
-				return j + 1
+				end = j + 1
+				return false
 			}
 		}
-	}
-	return len(p)
+		return true
+	})
+	return end
 }
 
 // anyLineRegex reports whether r matches every non-empty line (see

@@ -105,35 +105,42 @@ func sourcePos(pattern string, err error) string {
 	case syntax.ErrMissingParen, syntax.ErrUnexpectedParen:
 		// The first group never closed, or the first ")" closing none.
 		var open []int
-		for i := 0; i < len(pattern); i++ {
+		unopened := -1
+		scanPy(pattern, 0, func(i int) bool {
 			switch pattern[i] {
-			case '\\':
-				i++
-			case '[':
-				i = classEnd(pattern, i) - 1
 			case '(':
 				open = append(open, i)
 			case ')':
 				if len(open) == 0 {
-					return fmt.Sprintf(" at offset %d", i)
+					unopened = i
+					return false
 				}
 				open = open[:len(open)-1]
 			}
+			return true
+		})
+		if unopened >= 0 {
+			return fmt.Sprintf(" at offset %d", unopened)
 		}
 		if len(open) > 0 {
 			return fmt.Sprintf(" at offset %d", open[0])
 		}
 	case syntax.ErrMissingBracket:
-		for i := 0; i < len(pattern); i++ {
+		at := -1
+		for i := 0; i < len(pattern) && at < 0; i++ {
 			switch pattern[i] {
 			case '\\':
 				i++
 			case '[':
-				if classEnd(pattern, i) == len(pattern) && pattern[len(pattern)-1] != ']' {
-					return fmt.Sprintf(" at offset %d", i)
+				if end := classEnd(pattern, i); end == len(pattern) && pattern[end-1] != ']' {
+					at = i
+				} else {
+					i = end - 1
 				}
-				i = classEnd(pattern, i) - 1
 			}
+		}
+		if at >= 0 {
+			return fmt.Sprintf(" at offset %d", at)
 		}
 	}
 	if se.Expr != "" {

@@ -21,52 +21,58 @@ const (
 // returns "" when there is none. p must already have the IPv6 lookbehind
 // rewritten.
 func pyOnly(p string) (feature string, pos int) {
-	inClass := false
-	for i := 0; i < len(p); i++ {
+	pos = -1
+	scanPy(p, 0, func(i int) bool {
 		c := p[i]
 		switch {
 		case c == '\\':
-			if i+1 < len(p) && !inClass && p[i+1] >= '1' && p[i+1] <= '9' {
-				return "backreference", i
-			}
-			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
-		case c == '[':
-			inClass = true
-			if i+1 < len(p) && p[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(p) && p[i+1] == ']' { // leading ] is literal
-				i++
+			if i+1 < len(p) && p[i+1] >= '1' && p[i+1] <= '9' {
+				feature, pos = "backreference", i
 			}
 		case c == '(' && strings.HasPrefix(p[i:], "(?"):
 			r := p[i+2:]
 			switch {
 			case strings.HasPrefix(r, "="), strings.HasPrefix(r, "!"):
-				return "lookahead", i
+				feature, pos = "lookahead", i
 			case strings.HasPrefix(r, "<=") || strings.HasPrefix(r, "<!"):
-				return "lookbehind", i
+				feature, pos = "lookbehind", i
 			case strings.HasPrefix(r, "P="):
-				return "backreference", i
+				feature, pos = "backreference", i
 			case strings.HasPrefix(r, "("):
-				return "conditional", i
+				feature, pos = "conditional", i
 			case strings.HasPrefix(r, ">"):
-				return "atomic group", i
+				feature, pos = "atomic group", i
 			}
 			// inline flags RE2 lacks
-			for k := 0; k < len(r) && r[k] >= 'a' && r[k] <= 'z'; k++ {
+			for k := 0; k < len(r) && r[k] >= 'a' && r[k] <= 'z' && pos < 0; k++ {
 				if r[k] == 'x' || r[k] == 'a' || r[k] == 'L' {
-					return "flag (?" + string(r[k]) + ")", i
+					feature, pos = "flag (?"+string(r[k])+")", i
 				}
 			}
 		case c == '+' && i > 0 && strings.ContainsRune("*+?}", rune(p[i-1])) && (i < 2 || p[i-2] != '\\'):
-			return "possessive quantifier", i
+			feature, pos = "possessive quantifier", i
+		}
+		return pos < 0
+	})
+	return feature, pos
+}
+
+// scanPy walks the Python pattern p from byte i and calls fn at each
+// position outside character classes, backslashes included (the escaped
+// character is skipped after fn returns), until fn returns false.
+func scanPy(p string, i int, fn func(i int) bool) {
+	for ; i < len(p); i++ {
+		if p[i] == '[' {
+			i = classEnd(p, i) - 1
+			continue
+		}
+		if !fn(i) {
+			return
+		}
+		if p[i] == '\\' {
+			i++
 		}
 	}
-	return "", -1
 }
 
 // toRE2 rewrites a Python pattern without Python-only features into RE2
@@ -142,15 +148,7 @@ func toRE2(p string) (string, error) {
 		switch {
 		case c == '[':
 			inClass = true
-			b.WriteByte(c)
-			if i+1 < len(p) && p[i+1] == '^' {
-				b.WriteByte('^')
-				i++
-			}
-			if i+1 < len(p) && p[i+1] == ']' {
-				b.WriteString(`\]`)
-				i++
-			}
+			i += writeClassOpening(&b, p, i) - 1
 		case c == '{' && strings.HasPrefix(p[i:], "{,"):
 			j := i + 2
 			for j < len(p) && p[j] >= '0' && p[j] <= '9' {
@@ -180,31 +178,17 @@ func toRE2(p string) (string, error) {
 // unnamed one.
 func pyGroups(p string) []string {
 	groups := []string{""}
-	inClass := false
-	for i := 0; i < len(p); i++ {
-		switch c := p[i]; {
-		case c == '\\':
-			i++
-		case inClass:
-			if c == ']' {
-				inClass = false
-			}
-		case c == '[':
-			inClass = true
-			if i+1 < len(p) && p[i+1] == '^' {
-				i++
-			}
-			if i+1 < len(p) && p[i+1] == ']' {
-				i++
-			}
-		case c == '(' && strings.HasPrefix(p[i:], "(?P<"):
+	scanPy(p, 0, func(i int) bool {
+		switch {
+		case strings.HasPrefix(p[i:], "(?P<"):
 			if j := strings.IndexByte(p[i:], '>'); j > 0 {
 				groups = append(groups, p[i+4:i+j])
 			}
-		case c == '(' && !strings.HasPrefix(p[i:], "(?"):
+		case p[i] == '(' && !strings.HasPrefix(p[i:], "(?"):
 			groups = append(groups, "")
 		}
-	}
+		return true
+	})
 	return groups
 }
 
@@ -270,15 +254,7 @@ func toRegexp2(p string) string {
 			b.WriteByte(c)
 		case c == '[':
 			inClass = true
-			b.WriteByte(c)
-			if i+1 < len(p) && p[i+1] == '^' {
-				b.WriteByte('^')
-				i++
-			}
-			if i+1 < len(p) && p[i+1] == ']' {
-				b.WriteString(`\]`)
-				i++
-			}
+			i += writeClassOpening(&b, p, i) - 1
 		case strings.HasPrefix(p[i:], "(?P<"):
 			b.WriteString("(?<")
 			i += 3
@@ -306,4 +282,34 @@ func toRegexp2(p string) string {
 		}
 	}
 	return b.String()
+}
+
+// classOpening measures the opening of the character class at p[i] ==
+// '[': "[", then "^" if negated, then a "]" that Python takes as a
+// literal when it comes first.
+func classOpening(p string, i int) (n int, negated, literalBracket bool) {
+	n = 1
+	if i+n < len(p) && p[i+n] == '^' {
+		negated = true
+		n++
+	}
+	if i+n < len(p) && p[i+n] == ']' {
+		literalBracket = true
+		n++
+	}
+	return n, negated, literalBracket
+}
+
+// writeClassOpening writes the opening of the class at p[i] in Go's
+// syntax (a leading literal "]" escaped) and returns its length in p.
+func writeClassOpening(b *strings.Builder, p string, i int) int {
+	n, neg, lb := classOpening(p, i)
+	b.WriteByte('[')
+	if neg {
+		b.WriteByte('^')
+	}
+	if lb {
+		b.WriteString(`\]`)
+	}
+	return n
 }
