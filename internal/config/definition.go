@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
 )
 
 // Sections of filter and action definition files.
@@ -47,14 +48,14 @@ func (d *Definition) Lookup(name string) (string, bool) {
 		sec, opt := m[1], m[2]
 		var secs []string
 		switch {
-		case equalFold(sec, "known"):
+		case strings.EqualFold(sec, "known"):
 			if o, ok := d.cfg.known[DefinitionSection][opt]; ok {
 				if v, err := d.cfg.resolve(DefinitionSection, o); err == nil {
 					return v, true
 				}
 			}
 			secs = []string{DefinitionSection}
-		case equalFold(sec, "default"):
+		case strings.EqualFold(sec, "default"):
 			secs = []string{DefaultSection}
 		default:
 			secs = []string{sec}
@@ -78,21 +79,6 @@ func (d *Definition) Lookup(name string) (string, bool) {
 	return v, true
 }
 
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
-}
 
 // ReadDefinition resolves the definition cfg (a filter.d or action.d
 // file read with Read) for one use, as fail2ban's definition reader does:

@@ -68,11 +68,7 @@ func (f *Filter) scanSequential(ctx context.Context, r io.Reader, fn func(*LineR
 	)
 	err := readBatches(ctx, r, false, func(b *batch) bool {
 		for _, sp := range b.lines {
-			st.Physical++
-			if sp.truncated {
-				st.Truncated++
-			}
-			if sp.skip {
+			if !st.count(sp) {
 				continue
 			}
 			line := b.data[sp.start:sp.end]
@@ -97,6 +93,15 @@ func (f *Filter) scanSequential(ctx context.Context, r io.Reader, fn func(*LineR
 		return st, err
 	}
 	return st, ctx.Err()
+}
+
+// count counts a line read and reports whether it is to be tested.
+func (st *Stats) count(sp lineSpan) bool {
+	st.Physical++
+	if sp.truncated {
+		st.Truncated++
+	}
+	return !sp.skip
 }
 
 // add counts one processed line as fail2ban-regex does.

@@ -177,11 +177,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 		}
 		works := b.works
 		for j, sp := range b.lines {
-			st.Physical++
-			if sp.truncated {
-				st.Truncated++
-			}
-			if sp.skip {
+			if !st.count(sp) {
 				continue
 			}
 			line := b.data[sp.start:sp.end]
