@@ -79,7 +79,6 @@ func (d *Definition) Lookup(name string) (string, bool) {
 	return v, true
 }
 
-
 // ReadDefinition resolves the definition cfg (a filter.d or action.d
 // file read with Read) for one use, as fail2ban's definition reader does:
 //
