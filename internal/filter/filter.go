@@ -30,6 +30,9 @@ type Config struct {
 	// UseDNS is the jail's usedns: "yes" (the default), "warn", "no" or
 	// "raw". With "no", <HOST> matches addresses only.
 	UseDNS string
+	// Workers is how many goroutines Scan uses to read dates and run the
+	// regexes of a single-line filter; 0 means one per CPU.
+	Workers int
 	// CheckAll tries every failregex on every line and reports each that
 	// matches, as fail2ban-regex and fail2ban's sample tests do. Without
 	// it the first failregex that matches wins, as in the daemon.
@@ -95,10 +98,6 @@ type Result struct {
 // (the previous date, the multi-line buffer, the multi-line failure
 // cache, the date detector's order) and is not safe for concurrent use.
 type Filter struct {
-	// Workers is how many goroutines Scan uses for a single-line filter;
-	// 0 means one per CPU, 1 a single one.
-	Workers int
-
 	def      *Definition
 	opts     Config
 	pref     *Regex

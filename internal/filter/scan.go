@@ -50,7 +50,7 @@ type LineResult struct {
 // Workers goroutines (one per CPU when 0) and applies the results in
 // order; see scanParallel.
 func (f *Filter) Scan(ctx context.Context, r io.Reader, fn func(*LineResult) error, progress func(int64)) (Stats, error) {
-	workers := f.Workers
+	workers := f.opts.Workers
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}

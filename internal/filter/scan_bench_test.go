@@ -79,11 +79,10 @@ func BenchmarkScan(b *testing.B) {
 				now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 				var st Stats
 				for b.Loop() {
-					f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+					f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }, Workers: workers})
 					if err != nil {
 						b.Fatal(err)
 					}
-					f.Workers = workers
 					st, err = f.Scan(context.Background(), bytes.NewReader(log), nil, nil)
 					if err != nil {
 						b.Fatal(err)
@@ -104,8 +103,8 @@ func BenchmarkScan(b *testing.B) {
 // failures, one formatted string each, and the counts.
 func scanBothWays(t *testing.T, def *Definition, log []byte, now time.Time, workers ...int) (want []string, wantSt Stats, got [][]string, gotSt []Stats) {
 	t.Helper()
-	newFilter := func() *Filter {
-		f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }})
+	newFilter := func(workers int) *Filter {
+		f, err := New(def, Config{CheckAll: true, Location: time.UTC, Now: func() time.Time { return now }, Workers: workers})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -114,7 +113,7 @@ func scanBothWays(t *testing.T, def *Definition, log []byte, now time.Time, work
 	format := func(n int, fl Failure) string {
 		return fmt.Sprintf("%d %d %s %s %v %v %v", n, fl.Regex, fl.ID, fl.Time, fl.NoFail, fl.Users, fl.Matches)
 	}
-	ref := newFilter()
+	ref := newFilter(1)
 	wantSt = Stats{FailHits: make([]int, len(ref.fail)), IgnoreHits: make([]int, len(ref.ignore))}
 	for i, line := range strings.Split(strings.TrimSuffix(string(log), "\n"), "\n") {
 		wantSt.Physical++
@@ -129,8 +128,7 @@ func scanBothWays(t *testing.T, def *Definition, log []byte, now time.Time, work
 		}
 	}
 	for _, w := range workers {
-		f := newFilter()
-		f.Workers = w
+		f := newFilter(w)
 		var out []string
 		st, err := f.Scan(context.Background(), bytes.NewReader(log), func(lr *LineResult) error {
 			for _, fl := range lr.Failures {

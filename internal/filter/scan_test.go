@@ -33,7 +33,7 @@ func TestScanLines(t *testing.T) {
 		for _, workers := range []int{-1, 1, 2} {
 			t.Run(tc.name, func(t *testing.T) {
 				def := Literal(`^\s*\S+ sshd\[\d+\]: Invalid user .* from <HOST> port \d+$`)
-				cfg := Config{CheckAll: true, Location: time.UTC}
+				cfg := Config{CheckAll: true, Location: time.UTC, Workers: workers}
 				if workers < 0 {
 					cfg.MaxLines = 2
 				}
@@ -41,7 +41,6 @@ func TestScanLines(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				f.Workers = workers
 				var numbers []int
 				log := strings.ReplaceAll(tc.log, "%d", "1")
 				st, err := f.Scan(context.Background(), strings.NewReader(log), func(lr *LineResult) error {
