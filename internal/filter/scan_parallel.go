@@ -26,8 +26,9 @@ import (
 // line differently.
 //
 // A line that holds none of the literals every failregex and ignoreregex
-// match needs (see litSet) is a miss whatever its date, and its date is
-// not read: that is most of the cost of a line. Such a line's date is
+// match needs (see candSet), not even across the place its date would be
+// cut out (joinable), is a miss whatever its date, and its date is not
+// read: that is most of the cost of a line. Such a line's date is
 // read later only if the next line that reaches the regexes has no date
 // of its own and may take the previous line's. The date template hits
 // then count only the lines whose date was read.
