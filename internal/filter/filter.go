@@ -428,12 +428,12 @@ func bufText(lines []tupleLine) string {
 	return b.String()
 }
 
-// search runs r over text, fail2ban's buffer (ending in "\n" when multi
-// is set) and returns the match with the buffer lines it covers and those
-// it leaves, as fail2ban's Regex.search.
-func search(r *compiled, text string, multi bool, org []tupleLine) (m Match, ok bool, matched, unmatched []tupleLine) {
+// search runs r over text, fail2ban's multi-line buffer (each line
+// followed by "\n") and returns the match with the buffer lines it covers
+// and those it leaves, as fail2ban's Regex.search.
+func search(r *compiled, text string, org []tupleLine) (m Match, ok bool, matched, unmatched []tupleLine) {
 	s := text
-	if multi && !r.multiline() {
+	if !r.multiline() {
 		s = strings.TrimSuffix(text, "\n")
 	}
 	m, ok = r.Match(s)
@@ -600,48 +600,35 @@ func fullLines(ls []tupleLine) []string {
 
 // find is fail2ban's findFailure: the buffer, ignoreregex, prefregex and
 // failregex steps for one line.
-func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
+func (f *Filter) find(tl tupleLine, date time.Time) Result {
 	if f.maxLines <= 1 {
 		return f.applySingle(tl, f.matchSingle(tl.text()), date)
 	}
+	return f.findMulti(tl, date)
+}
+
+// findMulti is find for a multi-line filter: the line joins the buffer of
+// the last maxlines lines, which the regexes see as one text.
+func (f *Filter) findMulti(tl tupleLine, date time.Time) (res Result) {
 	f.seq++
 	tl.seq = f.seq
-	multi := f.maxLines > 1
-	var before []tupleLine
-	if multi {
-		before = append([]tupleLine(nil), f.buf...)
-		f.buf = append(f.buf, tl)
-		if len(f.buf) > f.maxLines {
-			f.buf = append([]tupleLine(nil), f.buf[len(f.buf)-f.maxLines:]...)
-		}
-	} else {
-		f.buf = append(f.buf[:0], tl)
+	before := append([]tupleLine(nil), f.buf...)
+	f.buf = append(f.buf, tl)
+	if len(f.buf) > f.maxLines {
+		f.buf = append([]tupleLine(nil), f.buf[len(f.buf)-f.maxLines:]...)
 	}
 	org := f.buf
-	text := ""
-	if multi {
-		text = bufText(org)
-	} else {
-		text = tl.text()
-	}
-	defer func() {
-		if multi {
-			res.Absorbed = f.absorbed(before)
-		}
-	}()
+	text := bufText(org)
+	defer func() { res.Absorbed = f.absorbed(before) }()
 
 	if len(f.ignore) > 0 && len(f.ignore) < len(f.fail)-2 {
-		if f.ignoreLine(text, multi, org, nil, nil, &res) {
+		if f.ignoreLine(text, org, nil, nil, &res) {
 			return res
 		}
 	}
 	var pre map[string]string
 	if f.pref != nil {
-		s := text
-		if multi {
-			s = strings.TrimSuffix(text, "\n")
-		}
-		m, ok := f.pref.Match(s)
+		m, ok := f.pref.Match(strings.TrimSuffix(text, "\n"))
 		if !ok {
 			return res
 		}
@@ -649,48 +636,30 @@ func (f *Filter) find(tl tupleLine, date time.Time) (res Result) {
 		pc := &compiled{Regex: f.pref}
 		pre = pc.groups(m)
 		if c := pre["content"]; c != "" {
-			delete(pre, "content")
 			f.buf = []tupleLine{{post: c, seq: tl.seq}}
 			text = ""
-		} else {
-			delete(pre, "content")
 		}
+		delete(pre, "content")
 	}
 	for i, fr := range f.fail {
 		if text == "" {
-			if multi {
-				text = bufText(f.buf)
-			} else if len(f.buf) > 0 {
-				text = f.buf[0].text()
-			}
+			text = bufText(f.buf)
 		}
-		m, ok, matched, unmatched := search(fr, text, multi, org)
+		m, ok, matched, unmatched := search(fr, text, org)
 		if !ok {
 			continue
 		}
 		g := fr.groups(m)
-		if len(f.ignore) > 0 && f.ignoreLine(text, multi, org, matched, unmatched, &res) {
+		if len(f.ignore) > 0 && f.ignoreLine(text, org, matched, unmatched, &res) {
 			text = ""
 			if !f.opts.CheckAll {
 				break
 			}
 			continue
 		}
-		if !f.opts.CheckAll || multi {
-			f.buf, text = unmatched, ""
-		}
-		st := &failState{g: g}
-		if pre != nil {
-			merged := make(map[string]string, len(pre)+len(g))
-			for k, v := range pre {
-				merged[k] = v
-			}
-			for k, v := range g {
-				merged[k] = v
-			}
-			st.g = merged
-		}
-		if f.record(i, date, st, matched, &res) {
+		f.buf, text = unmatched, ""
+		addPrefGroups(g, pre)
+		if f.record(i, date, &failState{g: g}, matched, &res) {
 			break
 		}
 	}
@@ -847,18 +816,22 @@ func (f *Filter) applySingle(tl tupleLine, lm lineMatch, date time.Time) (res Re
 	matched := []tupleLine{tl}
 	for _, rm := range lm.fails {
 		g := rm.g
-		// The failregex's groups win over the prefregex's; g is this
-		// match's own map.
-		for k, v := range lm.pre {
-			if _, ok := g[k]; !ok {
-				g[k] = v
-			}
-		}
+		addPrefGroups(g, lm.pre)
 		if f.record(rm.idx, date, &failState{g: g}, matched, &res) {
 			break
 		}
 	}
 	return res
+}
+
+// addPrefGroups adds the prefregex's groups to a failregex match's own
+// map g; the failregex's win.
+func addPrefGroups(g, pre map[string]string) {
+	for k, v := range pre {
+		if _, ok := g[k]; !ok {
+			g[k] = v
+		}
+	}
 }
 
 // record turns failregex i's match (its groups in st, merged with the
@@ -991,21 +964,21 @@ func normalizeAddr(s string, fam int, cidr string) string {
 // ignoreLine is fail2ban's _ignoreLine: it reports whether an
 // ignoreregex matches the buffer (or, for a multi-line match, the lines
 // the failregex matched), and drops the matched lines from the buffer.
-func (f *Filter) ignoreLine(text string, multi bool, org, matched, unmatched []tupleLine, res *Result) bool {
+func (f *Filter) ignoreLine(text string, org, matched, unmatched []tupleLine, res *Result) bool {
 	lines := org
-	if matched != nil && multi {
+	if matched != nil {
 		lines = matched
 		text = bufText(matched)
 	}
 	hit := false
 	for i, ir := range f.ignore {
-		if _, ok, _, _ := search(ir, text, multi, lines); !ok {
+		if _, ok, _, _ := search(ir, text, lines); !ok {
 			continue
 		}
 		hit = true
 		res.Ignored = true
 		res.IgnoreHits = append(res.IgnoreHits, i)
-		if (!f.opts.CheckAll || multi) && matched != nil {
+		if matched != nil {
 			f.buf = unmatched
 		}
 		if !f.opts.CheckAll {

@@ -73,7 +73,7 @@ func (f *Filter) scanSequential(ctx context.Context, r io.Reader, fn func(*LineR
 			}
 			line := b.data[sp.start:sp.end]
 			res := f.Process(line)
-			st.add(res, f)
+			st.add(res)
 			if fn != nil {
 				lr = LineResult{Number: st.Physical, Line: line, Result: res}
 				if ferr = fn(&lr); ferr != nil {
@@ -105,7 +105,7 @@ func (st *Stats) count(sp lineSpan) bool {
 }
 
 // add counts one processed line as fail2ban-regex does.
-func (st *Stats) add(res Result, f *Filter) {
+func (st *Stats) add(res Result) {
 	st.Lines++
 	failed, helper := false, false
 	for _, fl := range res.Failures {

@@ -122,7 +122,7 @@ func scanBothWays(t *testing.T, def *Definition, log []byte, now time.Time, work
 			continue
 		}
 		res := ref.Process(line)
-		wantSt.add(res, ref)
+		wantSt.add(res)
 		for _, fl := range res.Failures {
 			want = append(want, format(i+1, fl))
 		}

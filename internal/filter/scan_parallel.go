@@ -184,7 +184,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 			line := b.data[sp.start:sp.end]
 			if k := b.kinds[j]; k != kindWorked {
 				res := Result{PrefMatched: k == kindHopelessPM}
-				st.add(res, f)
+				st.add(res)
 				lastSkipped = line
 				if fn != nil {
 					lr = LineResult{Number: st.Physical, Line: line, Result: res}
@@ -212,7 +212,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 			}
 			res := f.applySingle(tl, lm, date)
 			res.DateFound = found
-			st.add(res, f)
+			st.add(res)
 			if fn != nil {
 				lr = LineResult{Number: st.Physical, Line: line, Result: res}
 				if err := fn(&lr); err != nil {
