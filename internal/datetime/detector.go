@@ -446,6 +446,53 @@ func (d *Detector) Detect(line string) Result {
 	return Result{Status: Found, Time: tm, Start: m.start, End: m.end}
 }
 
+// Reach is where in a line the dates a Detector finds can lie.
+type Reach struct {
+	// Start and End: a date starts at or before byte Start of the line
+	// and ends at or before byte End; -1 when it may lie anywhere.
+	Start, End int
+	lead       byteSet // the bytes the text before a date may hold
+}
+
+// Lead returns how many of line's first bytes a date may come after: a
+// date in line starts at or before that byte.
+func (r Reach) Lead(line string) int {
+	if r.Start < 0 {
+		return len(line)
+	}
+	n := 0
+	for n < r.Start && n < len(line) && r.lead.has(line[n]) {
+		n++
+	}
+	return n
+}
+
+// Reach returns where the dates Detect cuts out of lines can lie. For
+// {NONE}, which never cuts a date out, it is nowhere: Start and End are 0.
+func (d *Detector) Reach() Reach {
+	var r Reach
+	if d.none {
+		return r
+	}
+	for _, e := range d.entries {
+		s, en, lead := dateReach(e.t.re, e.t.dateGroup)
+		if s < 0 || r.Start < 0 {
+			r.Start = -1
+		} else {
+			r.Start = max(r.Start, s)
+		}
+		if en < 0 || r.End < 0 {
+			r.End = -1
+		} else {
+			r.End = max(r.End, en)
+		}
+		for i := range lead {
+			r.lead[i] |= lead[i]
+		}
+	}
+	return r
+}
+
 // TemplateHits is how many lines one template found a date in.
 type TemplateHits struct {
 	Name string

@@ -308,9 +308,7 @@ func (t *template) compile() error {
 		return fmt.Errorf("compile %q: %w", goRE, err)
 	}
 	t.re = re
-	if w, r := anchoredWidth(re); w >= 0 {
-		t.cut, t.cutASCII = w+1, r+1
-	}
+	t.measure()
 	t.markBeg, t.dateGroup, t.markEnd = 1, 2, re.NumSubexp()
 	t.fieldGroups = nil
 	for i, n := range re.SubexpNames() {
@@ -331,6 +329,13 @@ func (t *template) compile() error {
 		}
 	}
 	return nil
+}
+
+// measure sets cut and cutASCII from the compiled regex.
+func (t *template) measure() {
+	if w, r := anchoredWidth(t.re); w >= 0 {
+		t.cut, t.cutASCII = w+1, r+1
+	}
 }
 
 // epochRE and longEpochRE are the numbers EPOCH and LEPOCH match.
@@ -366,6 +371,7 @@ func newEpochTemplate(lineBegin, long bool, name string) (*template, error) {
 		return nil, fmt.Errorf("epoch template: %w", err)
 	}
 	t.re, t.markBeg, t.dateGroup, t.markEnd = re, 1, 2, 3
+	t.measure()
 	return t, nil
 }
 

@@ -3,6 +3,7 @@ package datetime
 import (
 	"regexp"
 	"regexp/syntax"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -21,6 +22,80 @@ func anchoredWidth(re *regexp.Regexp) (bytes, runes int) {
 		return -1, -1
 	}
 	return maxWidth(p, false), maxWidth(p, true)
+}
+
+// dateReach returns, for a regex anchored at the start of the text, the
+// furthest byte at which its group number group can start and end (the
+// widths of what comes before the group, and with the group; -1 when
+// unbounded), and the bytes that the text before the group can hold. The
+// reach is unbounded when the group is not at the regex's top level.
+func dateReach(re *regexp.Regexp, group int) (start, end int, lead byteSet) {
+	p, err := syntax.Parse(re.String(), syntax.Perl)
+	if err != nil {
+		return -1, -1, lead
+	}
+	p = p.Simplify()
+	if !beginAnchored(p) || p.Op != syntax.OpConcat {
+		return -1, -1, lead
+	}
+	off := 0
+	for _, s := range p.Sub {
+		w := maxWidth(s, false)
+		if s.Op == syntax.OpCapture && s.Cap == group {
+			if w < 0 {
+				return off, -1, lead
+			}
+			return off, off + w, lead
+		}
+		if w < 0 {
+			return -1, -1, lead
+		}
+		off += w
+		addBytes(&lead, s)
+	}
+	return -1, -1, lead
+}
+
+// byteSet is a set of byte values.
+type byteSet [4]uint64
+
+func (b *byteSet) add(c byte) { b[c>>6] |= 1 << (c & 63) }
+
+func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
+
+// addBytes adds to set every byte that a match of re may hold.
+func addBytes(set *byteSet, re *syntax.Regexp) {
+	addRune := func(lo, hi rune) {
+		for c := lo; c <= hi && c < utf8.RuneSelf; c++ {
+			set.add(byte(c))
+		}
+		if hi >= utf8.RuneSelf {
+			for c := 0x80; c <= 0xff; c++ {
+				set.add(byte(c))
+			}
+		}
+	}
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, r := range re.Rune {
+			addRune(r, r)
+			if re.Flags&syntax.FoldCase != 0 {
+				for f := unicode.SimpleFold(r); f != r; f = unicode.SimpleFold(f) {
+					addRune(f, f)
+				}
+			}
+		}
+	case syntax.OpCharClass:
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			addRune(re.Rune[i], re.Rune[i+1])
+		}
+	case syntax.OpAnyCharNotNL, syntax.OpAnyChar:
+		addRune(0, utf8.MaxRune)
+	default:
+		for _, s := range re.Sub {
+			addBytes(set, s)
+		}
+	}
 }
 
 func beginAnchored(re *syntax.Regexp) bool {

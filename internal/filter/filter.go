@@ -109,6 +109,7 @@ type Filter struct {
 	// detectors of a parallel Scan's workers.
 	datePattern string
 	helpers     []*datetime.Detector
+	dateReach   datetime.Reach // where in a line a date may lie
 
 	// prefAny: the prefregex matches every non-empty line; cands tells
 	// which regexes a text holds literals of. Together they let most
@@ -265,6 +266,7 @@ func New(def *Definition, opts Config) (*Filter, error) {
 	} else if f.dates, err = datetime.New(dp, dopts); err != nil {
 		return nil, fmt.Errorf("%s: option \"datepattern\": %w", def.Where("datepattern"), err)
 	}
+	f.dateReach = f.dates.Reach()
 	return f, nil
 }
 

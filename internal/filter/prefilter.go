@@ -4,6 +4,8 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+
+	"github.com/edgeban/edgeban/internal/datetime"
 )
 
 // A literal prefilter lets most lines skip a regex without running it:
@@ -511,6 +513,8 @@ type byteSet [4]uint64
 
 func (b *byteSet) add(c byte) { b[c>>6] |= 1 << (c & 63) }
 
+func (b *byteSet) has(c byte) bool { return b[c>>6]&(1<<(c&63)) != 0 }
+
 // within reports whether every byte of b is in o.
 func (b *byteSet) within(o *byteSet) bool {
 	return b[0]&^o[0] == 0 && b[1]&^o[1] == 0 && b[2]&^o[2] == 0 && b[3]&^o[3] == 0
@@ -519,30 +523,53 @@ func (b *byteSet) within(o *byteSet) bool {
 // joinable reports whether one of the literals could appear in s with a
 // piece of s cut out, as the text a regex sees is a line with its date
 // cut out: whether some literal splits into a head that s contains and a
-// tail that s contains. A literal with a byte s lacks cannot.
-func (cs *candSet) joinable(s string) bool {
+// tail that s contains. A literal with a byte s lacks cannot. r is where
+// the detector's dates lie: a head ends where the date starts, a tail
+// starts where it ends.
+func (cs *candSet) joinable(s string, r datetime.Reach) bool {
+	heads := s[:r.Lead(s)]
+	if heads == "" || len(s) < 2 {
+		return false
+	}
 	var present byteSet
-	for i := 0; i < len(s); i++ {
-		present.add(s[i])
+	for i := 0; i < len(heads); i++ {
+		present.add(heads[i])
 	}
 	for _, list := range cs.lists {
 		for _, c := range list {
-			l := c.lit
-			// Every byte of l is in s, for a head and a tail of it to be.
-			if !c.bytes.within(&present) {
+			if r.Start < 0 {
+				// heads is s: every byte of a literal is in it.
+				if !c.bytes.within(&present) {
+					continue
+				}
+			} else if !present.has(c.lit[0]) {
 				continue
 			}
-			head := 1 // longest head of l that s contains
-			for head < len(l)-1 && strings.Contains(s, l[:head+1]) {
-				head++
+			tails := s
+			if r.End >= 0 && r.End+len(c.lit) < len(s) {
+				tails = s[:r.End+len(c.lit)]
 			}
-			need := len(l) - head // the tail must be at least this long
-			if strings.Contains(s, l[len(l)-need:]) {
+			if c.splits(heads, tails) {
 				return true
 			}
 		}
 	}
 	return false
+}
+
+// splits reports whether c's literal splits into a head that heads
+// contains and a tail that tails contains.
+func (c *candLit) splits(heads, tails string) bool {
+	l := c.lit
+	if !strings.Contains(heads, l[:1]) {
+		return false
+	}
+	head := 1 // the longest head of l that heads contains
+	for head < len(l)-1 && strings.Contains(heads, l[:head+1]) {
+		head++
+	}
+	// A tail is at least len(l)-head long, and holds the shortest one.
+	return strings.Contains(tails, l[head:])
 }
 
 // newCandSet builds the set for regexes with the given literal sets (nil:

@@ -102,7 +102,7 @@ func TestPrefiltersAreSound(t *testing.T) {
 						}
 						// The line may lack the literal only where the date
 						// was cut out; the scan then checks joinable.
-						if f.cands != nil && cand&(1<<i) == 0 && !f.cands.joinable(line) {
+						if f.cands != nil && cand&(1<<i) == 0 && !f.cands.joinable(line, f.dateReach) {
 							t.Errorf("%s regex %d: not a candidate for %q", name, i, line)
 						}
 					}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 
 	"github.com/edgeban/edgeban/internal/datetime"
@@ -88,11 +89,12 @@ type lineWork struct {
 // clone returns a filter sharing f's compiled regexes with its own date
 // detector and no state, for a scan worker.
 func (f *Filter) clone() *Filter {
-	c := &Filter{def: f.def, opts: f.opts, pref: f.pref, fail: f.fail, ignore: f.ignore,
-		maxLines: f.maxLines, datePattern: f.datePattern, prefAny: f.prefAny, prefLits: f.prefLits, cands: f.cands,
-		ml: newMLCache(100, 0)}
+	c := *f // the compiled parts are shared: they are read-only
+	// The state of the lines seen is the worker's own.
+	c.buf, c.seq, c.lastDate, c.lastTimeText, c.helpers = nil, 0, time.Time{}, "", nil
+	c.ml = newMLCache(100, 0)
 	c.dates = f.newDetector()
-	return c
+	return &c
 }
 
 func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineResult) error, progress func(int64), workers int) (Stats, error) {
@@ -138,7 +140,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 					// The text the regexes see is the line less its
 					// date: a literal may also appear where the date
 					// was cut out.
-					if skip, pref := w.hopeless(cand, line); skip && !w.cands.joinable(line) {
+					if skip, pref := w.hopeless(cand, line); skip && !w.cands.joinable(line, w.dateReach) {
 						b.kinds[j] = kindHopeless
 						if pref {
 							b.kinds[j] = kindHopelessPM
