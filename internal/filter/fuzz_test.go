@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgeban/edgeban/internal/sharedtest"
 )
@@ -304,4 +305,53 @@ func checkFuzzID(t *testing.T, name, line string, fl Failure) {
 	if got != want {
 		t.Fatalf("%s: %q: id %q (host %q), want %q from fields %v", name, line, fl.ID, fl.Host, want, fl.Fields)
 	}
+}
+
+// rewritePatterns are patterns with a rewrite, for FuzzRewrite.
+var rewritePatterns = []string{
+	debianSSHDFailed,
+	`^(?P<q>")?x(?(q)"|)$`,
+	`^(?:(?P<a>x)|y)z(?(a)1|2)$`,
+	`^u (?:(?! from ).)*? from <HOST>$`,
+	`^User <F-USER>(?:(?! from ).)*?</F-USER> from <HOST>(?: port \d+)?(?:(?:(?! from ).)*)$`,
+}
+
+// FuzzRewrite checks that a pattern's rewrite on RE2 finds the match and
+// the groups that regexp2 finds with the original pattern, on any line.
+func FuzzRewrite(f *testing.F) {
+	for _, s := range []string{
+		"Failed password for invalid user x from 192.0.2.1 port 22 ssh2",
+		"Failed password for invalid user x from 192.0.2.1 from 6.6.6.6 port 22 ssh2",
+		"Failed publickey for root from 192.0.2.1 port 22 ssh2: RSA SHA256:x",
+		"Failed none for u: x from 2001:db8::1 port 22 ssh2",
+		`"x"`, "xz1", "yz2", "u a from b from 192.0.2.1",
+		"User a from b from 192.0.2.1 port 1",
+	} {
+		for i := range rewritePatterns {
+			f.Add(uint8(i), s)
+		}
+	}
+	rs := make([]*Regex, len(rewritePatterns))
+	refs := make([]*Regex, len(rewritePatterns))
+	for i, p := range rewritePatterns {
+		r, err := Compile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		if r.Engine() != "re2+regexp2" {
+			f.Fatalf("%q: engine %s", p, r.Engine())
+		}
+		rs[i], refs[i] = r, pyRef(f, r.Expanded())
+	}
+	f.Fuzz(func(t *testing.T, which uint8, line string) {
+		i := int(which) % len(rs)
+		if strings.Contains(line, "\n") || !utf8.ValidString(line) {
+			return // lines carry no newline; regexp2 reads invalid UTF-8 its own way
+		}
+		gm, gok := rs[i].Match(line)
+		rm, rok := refs[i].Match(line)
+		if !sameMatch(gm, gok, rm, rok) {
+			t.Fatalf("%q on %q: rewrite %v %v, regexp2 %v %v", rewritePatterns[i], line, gok, gm.Groups(), rok, rm.Groups())
+		}
+	})
 }

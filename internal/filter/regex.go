@@ -25,6 +25,9 @@ type Regex struct {
 	feature  string // Python-only feature that forced regexp2, or ""
 	re       *regexp.Regexp
 	re2      *regexp2.Regexp
+	// rw, for some regexp2 patterns, is an exact RE2 form that answers
+	// most texts (see rewrite.go); re2 answers the rest.
+	rw *rewrite
 	names    []string // group names in group-number order (index 0 unused)
 	// multiline is Python's re.MULTILINE: ^ and $ at every line.
 	multiline bool
@@ -79,6 +82,7 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 	re2.MatchTimeout = MatchTimeout
 	r.re2 = re2
 	r.feature = feature
+	r.rw = newRewrite(py)
 	nums := re2.GetGroupNumbers()
 	hi := 0
 	for _, n := range nums {
@@ -158,10 +162,15 @@ func (r *Regex) Source() string { return r.source }
 // Regex.getRegex returns it (Python syntax).
 func (r *Regex) Expanded() string { return r.expanded }
 
-// Engine reports which engine matches: "re2" (Go's regexp) or "regexp2".
+// Engine reports which engine matches: "re2" (Go's regexp), "regexp2",
+// or "re2+regexp2" (a rewritten form on Go's regexp, and regexp2 for the
+// texts it cannot decide).
 func (r *Regex) Engine() string {
-	if r.re != nil {
+	switch {
+	case r.re != nil:
 		return "re2"
+	case r.rw != nil:
+		return "re2+regexp2"
 	}
 	return "regexp2"
 }
@@ -255,6 +264,11 @@ func (r *Regex) Match(s string) (Match, bool) {
 			}
 		}
 		return m, true
+	}
+	if r.rw != nil {
+		if m, ok, sure := r.rw.match(s); sure {
+			return m, ok
+		}
 	}
 	rm, err := r.re2.FindStringMatch(s)
 	if err != nil || rm == nil {
