@@ -27,8 +27,8 @@ type Regex struct {
 	re2      *regexp2.Regexp
 	// rw, for some regexp2 patterns, is an exact RE2 form that answers
 	// most texts (see rewrite.go); re2 answers the rest.
-	rw *rewrite
-	names    []string // group names in group-number order (index 0 unused)
+	rw    *rewrite
+	names []string // group names in group-number order (index 0 unused)
 	// multiline is Python's re.MULTILINE: ^ and $ at every line.
 	multiline bool
 }
