@@ -116,6 +116,23 @@ func newDetector(opts Options) *Detector {
 	return d
 }
 
+// Clone returns a copy of d in its current state, template order and
+// counts included. The copy shares d's compiled templates, which are
+// read-only, so it costs little; the two then go their own ways.
+func (d *Detector) Clone() *Detector {
+	c := *d
+	c.entries = make([]*entry, len(d.entries))
+	for i, e := range d.entries {
+		ec := *e
+		c.entries[i] = &ec
+	}
+	c.names = make(map[string]bool, len(d.names))
+	for n := range d.names {
+		c.names[n] = true
+	}
+	return &c
+}
+
 // NewDefault returns a detector with fail2ban's default templates: each
 // default template not already anchored at the line begin is preceded, in
 // a first block, by a copy anchored there ({^LN-BEG}) with weight 100, so
@@ -475,7 +492,7 @@ func (d *Detector) Reach() Reach {
 		return r
 	}
 	for _, e := range d.entries {
-		s, en, lead := dateReach(e.t.re, e.t.dateGroup)
+		s, en, lead := e.t.reachStart, e.t.reachEnd, e.t.lead
 		if s < 0 || r.Start < 0 {
 			r.Start = -1
 		} else {

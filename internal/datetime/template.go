@@ -3,6 +3,7 @@ package datetime
 import (
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"strconv"
 	"strings"
 	"time"
@@ -60,7 +61,12 @@ type template struct {
 	// cutASCII is the same in characters: when that many first bytes of
 	// a line are ASCII, the regex needs to see only those.
 	cutASCII int
-	loc      *time.Location
+	// reachStart and reachEnd bound where the date (dateGroup) starts
+	// and ends, -1 when unbounded; lead holds the bytes that may come
+	// before it (see dateReach).
+	reachStart, reachEnd int
+	lead                 byteSet
+	loc                  *time.Location
 }
 
 // match is one match of a template in a line.
@@ -308,8 +314,8 @@ func (t *template) compile() error {
 		return fmt.Errorf("compile %q: %w", goRE, err)
 	}
 	t.re = re
-	t.measure()
 	t.markBeg, t.dateGroup, t.markEnd = 1, 2, re.NumSubexp()
+	t.measure()
 	t.fieldGroups = nil
 	for i, n := range re.SubexpNames() {
 		// Directives capture under their one-letter name; other names
@@ -331,11 +337,20 @@ func (t *template) compile() error {
 	return nil
 }
 
-// measure sets cut and cutASCII from the compiled regex.
+// measure sets cut, cutASCII and the date's reach from the compiled
+// regex; dateGroup must be set.
 func (t *template) measure() {
-	if w, r := anchoredWidth(t.re); w >= 0 {
+	t.cut, t.cutASCII = 0, 0
+	p, err := syntax.Parse(t.re.String(), syntax.Perl)
+	if err != nil {
+		t.reachStart, t.reachEnd = -1, -1
+		return
+	}
+	p = p.Simplify()
+	if w, r := anchoredWidth(p); w >= 0 {
 		t.cut, t.cutASCII = w+1, r+1
 	}
+	t.reachStart, t.reachEnd, t.lead = dateReach(p, t.dateGroup)
 }
 
 // epochRE and longEpochRE are the numbers EPOCH and LEPOCH match.
@@ -396,6 +411,7 @@ func newEpochPatternTemplate(pattern string) (*template, error) {
 			t.dateGroup = i
 		}
 	}
+	t.measure() // the date is the number
 	return t, nil
 }
 

@@ -1,7 +1,6 @@
 package datetime
 
 import (
-	"regexp"
 	"regexp/syntax"
 	"unicode"
 	"unicode/utf8"
@@ -12,12 +11,7 @@ import (
 // gives the same match on line[:n+1] as on the whole line (every
 // assertion it makes at or before byte n sees the same neighbours), which
 // spares the matcher the rest of a long line.
-func anchoredWidth(re *regexp.Regexp) (bytes, runes int) {
-	p, err := syntax.Parse(re.String(), syntax.Perl)
-	if err != nil {
-		return -1, -1
-	}
-	p = p.Simplify()
+func anchoredWidth(p *syntax.Regexp) (bytes, runes int) {
 	if !beginAnchored(p) {
 		return -1, -1
 	}
@@ -29,12 +23,7 @@ func anchoredWidth(re *regexp.Regexp) (bytes, runes int) {
 // widths of what comes before the group, and with the group; -1 when
 // unbounded), and the bytes that the text before the group can hold. The
 // reach is unbounded when the group is not at the regex's top level.
-func dateReach(re *regexp.Regexp, group int) (start, end int, lead byteSet) {
-	p, err := syntax.Parse(re.String(), syntax.Perl)
-	if err != nil {
-		return -1, -1, lead
-	}
-	p = p.Simplify()
+func dateReach(p *syntax.Regexp, group int) (start, end int, lead byteSet) {
 	if !beginAnchored(p) || p.Op != syntax.OpConcat {
 		return -1, -1, lead
 	}

@@ -105,11 +105,9 @@ type Filter struct {
 	ignore   []*compiled
 	dates    *datetime.Detector
 	maxLines int
-	// datePattern is the pattern dates was built from; helpers are the
-	// detectors of a parallel Scan's workers.
-	datePattern string
-	helpers     []*datetime.Detector
-	dateReach   datetime.Reach // where in a line a date may lie
+	// helpers are the detectors of a parallel Scan's workers.
+	helpers   []*datetime.Detector
+	dateReach datetime.Reach // where in a line a date may lie
 
 	// prefAny: the prefregex matches every non-empty line; cands tells
 	// which regexes a text holds literals of. Together they let most
@@ -258,7 +256,6 @@ func New(def *Definition, opts Config) (*Filter, error) {
 	if opts.DatePattern != "" {
 		dp = opts.DatePattern
 	}
-	f.datePattern = dp
 	dopts := datetime.Options{Location: opts.Location, Now: opts.Now}
 	var err error
 	if strings.TrimSpace(dp) == "" {
@@ -323,20 +320,6 @@ func (f *Filter) DateHits() []datetime.TemplateHits {
 		}
 	}
 	return hits
-}
-
-// newDetector returns a fresh date detector for the filter's datepattern.
-func (f *Filter) newDetector() *datetime.Detector {
-	dopts := datetime.Options{Location: f.opts.Location, Now: f.opts.Now}
-	if strings.TrimSpace(f.datePattern) == "" {
-		return datetime.NewDefault(dopts)
-	}
-	d, err := datetime.New(f.datePattern, dopts)
-	if err != nil {
-		// New accepted the same pattern.
-		panic(fmt.Sprintf("filter: datepattern %q: %v", f.datePattern, err))
-	}
-	return d
 }
 
 // MaxLines returns the size of the multi-line buffer.

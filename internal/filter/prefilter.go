@@ -201,13 +201,17 @@ func nullable(re *syntax.Regexp) bool {
 
 // literalsOf returns the prefilter of r, nil for none.
 func literalsOf(r *Regex) []string {
-	pattern := ""
+	var pattern string
 	if r.re != nil {
-		pattern = r.re.String()
+		p, err := shapeRE2(r.python())
+		if err != nil {
+			return nil
+		}
+		pattern = p
 	} else {
 		// A regexp2 pattern: the literals of a looser RE2 pattern are
 		// required by it too.
-		p, err := toRE2(relaxPython(r.expanded))
+		p, err := shapeRE2(relaxPython(r.expanded))
 		if err != nil {
 			if l := leadingLiteral(r.expanded); len(l) >= minLiteral {
 				return []string{l}
@@ -317,7 +321,7 @@ func anyLineRegex(r *Regex) bool {
 	if r.re == nil {
 		return false
 	}
-	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	re, err := r.shape()
 	if err != nil {
 		return false
 	}
@@ -365,10 +369,11 @@ func trimQuantified(lit, rest string) string {
 // line. The shorter match spares the matcher a step per character of the
 // message. It returns nil for other shapes.
 func prefixOnly(r *Regex) *Regex {
-	if r.re == nil || r.multiline {
+	const tail = "(?P<content>.+)$"
+	if r.re == nil || r.multiline || !strings.HasSuffix(r.expanded, tail) {
 		return nil
 	}
-	re, err := syntax.Parse(r.re.String(), syntax.Perl)
+	re, err := r.shape()
 	if err != nil || re.Op != syntax.OpConcat || len(re.Sub) < 3 {
 		return nil
 	}
@@ -380,9 +385,12 @@ func prefixOnly(r *Regex) *Regex {
 	if body := content.Sub[0]; body.Op != syntax.OpPlus || body.Sub[0].Op != syntax.OpAnyCharNotNL {
 		return nil
 	}
-	content.Sub[0] = &syntax.Regexp{Op: syntax.OpAnyCharNotNL, Flags: content.Sub[0].Sub[0].Flags}
-	re.Sub = subs[:len(subs)-1]
-	fast, err := regexp.Compile(re.String())
+	head := strings.ReplaceAll(r.expanded[:len(r.expanded)-len(tail)], reIP6, reIP6RE2)
+	goPat, err := toRE2(head + "(?P<content>.)")
+	if err != nil {
+		return nil
+	}
+	fast, err := regexp.Compile(goPat)
 	if err != nil || fast.NumSubexp() != r.re.NumSubexp() {
 		return nil
 	}

@@ -46,10 +46,7 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 		return nil, errors.New("filter: cannot compile an empty regex")
 	}
 	r := &Regex{source: pattern, expanded: expanded, multiline: opts.Multiline}
-	py := strings.ReplaceAll(expanded, reIP6, reIP6RE2)
-	if opts.Multiline {
-		py = "(?m)" + py
-	}
+	py := r.python()
 	feature, pos := pyOnly(py)
 	var reErr error
 	if feature == "" {
@@ -95,6 +92,27 @@ func CompileOptions(pattern string, opts Options) (*Regex, error) {
 		}
 	}
 	return r, nil
+}
+
+// python returns the pattern as RE2 runs it, in Python's syntax: the
+// expanded pattern with fail2ban's IPv6 lookbehind rewritten, and the
+// multi-line flag.
+func (r *Regex) python() string {
+	py := strings.ReplaceAll(r.expanded, reIP6, reIP6RE2)
+	if r.multiline {
+		py = "(?m)" + py
+	}
+	return py
+}
+
+// shape parses the pattern with ASCII classes (see shapeRE2), for the
+// analyses of its literals and structure.
+func (r *Regex) shape() (*syntax.Regexp, error) {
+	p, err := shapeRE2(r.python())
+	if err != nil {
+		return nil, err
+	}
+	return syntax.Parse(p, syntax.Perl)
 }
 
 // sourcePos names where in the pattern as written (before its tags are

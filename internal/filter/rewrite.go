@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"sort"
 	"strings"
+	"sync/atomic"
 )
 
 // Two Python-only constructs of fail2ban's filters can run on RE2 in the
@@ -29,9 +31,10 @@ import (
 // Writing the rest out twice makes large programs, which Go's regexp runs
 // on its slowest matcher. Most branches of such a pattern need literals
 // that most lines lack (the YES branch of sshd's "Failed" regex needs ": "
-// after the address), so the rewrite is compiled once for each set of
-// those literals a line may hold, with the branches that need a missing
-// one removed: a branch that cannot match changes no match.
+// after the address), so the rewrite is compiled for each set of those
+// literals a line holds, with the branches that need a missing one
+// replaced by one that never matches: a branch that cannot match changes
+// no match.
 
 // maxRewrite bounds the rewritten pattern's growth.
 const maxRewrite = 1 << 16
@@ -54,13 +57,25 @@ type temperedCheck struct {
 
 // rewrite is the RE2 form of a pattern that needs regexp2.
 type rewrite struct {
-	lits     []string   // the literals that choose a variant
-	variants []*variant // by the mask of lits a text holds
+	py       string // the rewritten pattern (Python syntax)
+	checks   []temperedCheck
+	branches []branch // the branches that need literals
+	lits     []string // the literals that choose a variant
+	// variants, by the mask of lits a text holds, are compiled when a
+	// text first needs them: most logs need few of them.
+	variants []atomic.Pointer[variant]
+}
+
+// branch is a branch of an alternation of the rewritten pattern,
+// py[start:end], that needs every one of lits.
+type branch struct {
+	start, end int
+	lits       []string
 }
 
 // variant is the rewritten pattern compiled for one set of literals.
 type variant struct {
-	re     *regexp.Regexp // nil: no branch can match
+	re     *regexp.Regexp // nil: it did not compile; regexp2 answers
 	names  []string       // group names, hidden groups blanked
 	checks []indexedCheck
 }
@@ -70,6 +85,10 @@ type indexedCheck struct {
 	temperedCheck
 }
 
+// never is a pattern that matches nothing, in the syntax of both Python
+// and RE2: no place is both a word boundary and not one.
+const never = `\b\B`
+
 // newRewrite returns the RE2 form of the Python pattern p (with the IPv6
 // lookbehind already rewritten), or nil when p has constructs it cannot
 // rewrite exactly.
@@ -78,42 +97,82 @@ func newRewrite(p string) *rewrite {
 	if !ok {
 		return nil
 	}
-	goPat, err := toRE2(py)
-	if err != nil {
-		return nil
-	}
-	full, err := syntax.Parse(goPat, syntax.Perl)
-	if err != nil {
-		return nil
-	}
-	w := &rewrite{}
-	prunes := pruneBranches(full)
-	for _, pb := range prunes {
-		for _, l := range pb.lits {
+	w := &rewrite{py: py, checks: checks}
+	for _, span := range pyBranches(py) {
+		shape, err := shapeRE2(py[span[0]:span[1]])
+		if err != nil {
+			return nil
+		}
+		re, err := syntax.Parse(shape, syntax.Perl)
+		if err != nil {
+			return nil
+		}
+		lits := mustLiterals(re)
+		if len(lits) == 0 {
+			continue
+		}
+		w.branches = append(w.branches, branch{start: span[0], end: span[1], lits: lits})
+		for _, l := range lits {
 			if !contains(w.lits, l) && len(w.lits) < maxPruneLits {
 				w.lits = append(w.lits, l)
 			}
 		}
 	}
-	for mask := 0; mask < 1<<len(w.lits); mask++ {
-		tree, err := syntax.Parse(goPat, syntax.Perl)
-		if err != nil {
-			return nil
-		}
-		// The same pattern parses to the same tree: the branches found
-		// in full are found here in the same order.
-		for i, pb := range pruneBranches(tree) {
-			if !w.present(prunes[i].lits, mask) {
-				pb.alt.Sub[pb.branch] = &syntax.Regexp{Op: syntax.OpNoMatch}
-			}
-		}
-		v, err := newVariant(tree, checks)
-		if err != nil {
-			return nil
-		}
-		w.variants = append(w.variants, v)
+	w.variants = make([]atomic.Pointer[variant], 1<<len(w.lits))
+	// With every literal present nothing is pruned: the whole pattern
+	// must compile.
+	if w.variant(len(w.variants)-1).re == nil {
+		return nil
 	}
 	return w
+}
+
+// variant returns the variant for the literals in mask.
+func (w *rewrite) variant(mask int) *variant {
+	if v := w.variants[mask].Load(); v != nil {
+		return v
+	}
+	// Two goroutines may build the same variant: either result will do.
+	v := w.build(mask)
+	w.variants[mask].Store(v)
+	return v
+}
+
+// build compiles the pattern with the branches that need a literal
+// outside mask replaced by one that never matches.
+func (w *rewrite) build(mask int) *variant {
+	var b strings.Builder
+	at := 0
+	for _, br := range w.branches {
+		if br.start < at || w.present(br.lits, mask) {
+			continue // inside a branch already removed, or alive
+		}
+		b.WriteString(w.py[at:br.start])
+		b.WriteString(never)
+		at = br.end
+	}
+	b.WriteString(w.py[at:])
+	goPat, err := toRE2(b.String())
+	if err != nil {
+		return &variant{}
+	}
+	re, err := regexp.Compile(goPat)
+	if err != nil {
+		return &variant{}
+	}
+	v := &variant{re: re, names: append([]string(nil), re.SubexpNames()...)}
+	for i, n := range v.names {
+		if !strings.HasPrefix(n, hiddenGroup) {
+			continue
+		}
+		for _, c := range w.checks {
+			if c.group == n {
+				v.checks = append(v.checks, indexedCheck{group: i, temperedCheck: c})
+			}
+		}
+		v.names[i] = ""
+	}
+	return v
 }
 
 // present reports whether every literal of lits that chooses a variant is
@@ -127,30 +186,6 @@ func (w *rewrite) present(lits []string, mask int) bool {
 	return true
 }
 
-func newVariant(tree *syntax.Regexp, checks []temperedCheck) (*variant, error) {
-	if cannotMatch(tree) {
-		return &variant{}, nil
-	}
-	re, err := regexp.Compile(tree.String())
-	if err != nil {
-		return nil, err
-	}
-	v := &variant{re: re, names: re.SubexpNames()}
-	v.names = append([]string(nil), v.names...)
-	for i, n := range v.names {
-		if !strings.HasPrefix(n, hiddenGroup) {
-			continue
-		}
-		for _, c := range checks {
-			if c.group == n {
-				v.checks = append(v.checks, indexedCheck{group: i, temperedCheck: c})
-			}
-		}
-		v.names[i] = ""
-	}
-	return v, nil
-}
-
 // match searches s. sure is false when RE2's match failed a check: the
 // caller must ask regexp2.
 func (w *rewrite) match(s string) (m Match, ok, sure bool) {
@@ -160,9 +195,9 @@ func (w *rewrite) match(s string) (m Match, ok, sure bool) {
 			mask |= 1 << i
 		}
 	}
-	v := w.variants[mask]
+	v := w.variant(mask)
 	if v.re == nil {
-		return Match{}, false, true
+		return Match{}, false, false
 	}
 	loc := v.re.FindStringSubmatchIndex(s)
 	if loc == nil {
@@ -183,6 +218,71 @@ func (w *rewrite) match(s string) (m Match, ok, sure bool) {
 	return m, true, true
 }
 
+// pyBranches returns the branches of every alternation of the Python
+// pattern p (of its groups, and of p itself), ordered by where they
+// start, an enclosing branch before those within it.
+func pyBranches(p string) [][2]int {
+	type level struct {
+		start int   // where the group's content starts
+		bars  []int // its top-level "|"
+	}
+	var out [][2]int
+	emit := func(l level, end int) {
+		if len(l.bars) == 0 {
+			return
+		}
+		from := l.start
+		for _, bar := range l.bars {
+			out = append(out, [2]int{from, bar})
+			from = bar + 1
+		}
+		out = append(out, [2]int{from, end})
+	}
+	stack := []level{{start: 0}}
+	scanPy(p, 0, func(i int) bool {
+		switch p[i] {
+		case '(':
+			stack = append(stack, level{start: groupContentStart(p, i)})
+		case ')':
+			if len(stack) > 1 {
+				emit(stack[len(stack)-1], i)
+				stack = stack[:len(stack)-1]
+			}
+		case '|':
+			top := &stack[len(stack)-1]
+			top.bars = append(top.bars, i)
+		}
+		return true
+	})
+	emit(stack[0], len(p))
+	sort.Slice(out, func(a, b int) bool {
+		if out[a][0] != out[b][0] {
+			return out[a][0] < out[b][0]
+		}
+		return out[a][1] > out[b][1]
+	})
+	return out
+}
+
+// groupContentStart returns where the content of the group opening at
+// p[i] starts: past "(", "(?:", "(?P<name>" or "(?flags:".
+func groupContentStart(p string, i int) int {
+	if !strings.HasPrefix(p[i:], "(?") {
+		return i + 1
+	}
+	if strings.HasPrefix(p[i:], "(?P<") {
+		if j := strings.IndexByte(p[i:], '>'); j >= 0 {
+			return i + j + 1
+		}
+	}
+	for j := i + 2; j < len(p); j++ {
+		if p[j] == ':' || p[j] == ')' {
+			return j + 1
+		}
+	}
+	return len(p)
+}
+
 // holds reports whether the group s[a:b] passes the check.
 func (c temperedCheck) holds(s string, a, b int) bool {
 	if c.lazy {
@@ -190,61 +290,6 @@ func (c temperedCheck) holds(s string, a, b int) bool {
 		return strings.Index(s[a:], c.lit) == b-a
 	}
 	return !strings.Contains(s[a:b], c.lit)
-}
-
-// cannotMatch reports whether re matches nothing, its pruned branches
-// considered.
-func cannotMatch(re *syntax.Regexp) bool {
-	switch re.Op {
-	case syntax.OpNoMatch:
-		return true
-	case syntax.OpCapture, syntax.OpPlus:
-		return cannotMatch(re.Sub[0])
-	case syntax.OpRepeat:
-		return re.Min >= 1 && cannotMatch(re.Sub[0])
-	case syntax.OpConcat:
-		for _, s := range re.Sub {
-			if cannotMatch(s) {
-				return true
-			}
-		}
-	case syntax.OpAlternate:
-		for _, s := range re.Sub {
-			if !cannotMatch(s) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
-
-// prunable is a branch of an alternation that needs every one of lits.
-type prunable struct {
-	alt    *syntax.Regexp
-	branch int
-	lits   []string
-}
-
-// pruneBranches lists the branches of re's alternations that need
-// literals, in a fixed order.
-func pruneBranches(re *syntax.Regexp) []prunable {
-	var out []prunable
-	var walk func(re *syntax.Regexp)
-	walk = func(re *syntax.Regexp) {
-		if re.Op == syntax.OpAlternate {
-			for i, b := range re.Sub {
-				if lits := mustLiterals(b); len(lits) > 0 {
-					out = append(out, prunable{alt: re, branch: i, lits: lits})
-				}
-			}
-		}
-		for _, s := range re.Sub {
-			walk(s)
-		}
-	}
-	walk(re)
-	return out
 }
 
 // mustLiterals returns literals that every match of re holds, each at

@@ -93,7 +93,7 @@ func (f *Filter) clone() *Filter {
 	// The state of the lines seen is the worker's own.
 	c.buf, c.seq, c.lastDate, c.lastTimeText, c.helpers = nil, 0, time.Time{}, "", nil
 	c.ml = newMLCache(100, 0)
-	c.dates = f.newDetector()
+	c.dates = f.dates.Clone()
 	return &c
 }
 

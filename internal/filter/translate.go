@@ -88,6 +88,17 @@ func scanPy(p string, i int, fn func(i int) bool) {
 // \b and \B stay ASCII word boundaries in RE2 (Python's are Unicode); they
 // differ only next to non-ASCII letters or digits.
 func toRE2(p string) (string, error) {
+	return translatePy(p, false)
+}
+
+// shapeRE2 is toRE2 with ASCII classes for \d, \w and \s: a pattern with
+// the same literals and structure, much cheaper to parse, for analyses
+// that look at nothing else.
+func shapeRE2(p string) (string, error) {
+	return translatePy(p, true)
+}
+
+func translatePy(p string, ascii bool) (string, error) {
 	var b strings.Builder
 	inClass := false
 	for i := 0; i < len(p); i++ {
@@ -98,6 +109,10 @@ func toRE2(p string) (string, error) {
 			}
 			e := p[i+1]
 			i++
+			if ascii && strings.IndexByte("dDwWsS", e) >= 0 {
+				b.WriteString(`\` + string(e))
+				continue
+			}
 			switch e {
 			case 'd':
 				b.WriteString(uniDigit)
