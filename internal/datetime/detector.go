@@ -372,7 +372,13 @@ type Result struct {
 // filter needs them: the date's text is cut out of the line before the
 // failregexes see it, whether or not it could be read.
 func (d *Detector) Detect(line string) Result {
-	now := d.now()
+	return d.DetectAt(line, d.now())
+}
+
+// DetectAt is Detect with the current time given: it decides the year of
+// a date written without one and when templates were last used. A scan
+// of many lines may read the clock once for many of them.
+func (d *Detector) DetectAt(line string, now time.Time) Result {
 	if d.none {
 		return Result{Status: Found, Time: now}
 	}

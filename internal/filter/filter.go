@@ -122,6 +122,10 @@ type Filter struct {
 	lastDate     time.Time
 	lastTimeText string
 	ml           *mlCache
+	// batchNow and batchClock, when set, stand for now() and clock()
+	// while a parallel scan applies one batch of lines: the clock is read
+	// once per batch.
+	batchNow, batchClock time.Time
 }
 
 // compiled is a regex with the group names fail2ban merges.
@@ -326,6 +330,9 @@ func (f *Filter) DateHits() []datetime.TemplateHits {
 func (f *Filter) MaxLines() int { return f.maxLines }
 
 func (f *Filter) now() time.Time {
+	if !f.batchNow.IsZero() {
+		return f.batchNow
+	}
 	if f.opts.Now != nil {
 		return f.opts.Now()
 	}
@@ -1087,6 +1094,9 @@ func (f *Filter) mergeFailure(mlfid string, st *failState, matched []tupleLine) 
 }
 
 func (f *Filter) clock() time.Time {
+	if !f.batchClock.IsZero() {
+		return f.batchClock
+	}
 	if f.opts.Clock != nil {
 		return f.opts.Clock()
 	}

@@ -50,6 +50,26 @@ func putBuf(b []byte) {
 	}
 }
 
+// batchPool recycles the batches of a parallel scan, with their slices.
+var batchPool = sync.Pool{New: func() any { return &batch{lines: make([]lineSpan, 0, 1024)} }}
+
+// getBatch returns an empty batch.
+func getBatch(read int64) *batch {
+	b := batchPool.Get().(*batch)
+	b.read, b.done = read, make(chan struct{})
+	return b
+}
+
+// putBatch recycles b and its buffer once nothing points into them.
+func putBatch(b *batch) {
+	if b.pooled {
+		putBuf(b.buf)
+	}
+	clear(b.works) // the results now belong to the caller
+	*b = batch{lines: b.lines[:0], kinds: b.kinds[:0], works: b.works[:0]}
+	batchPool.Put(b)
+}
+
 // batch is a run of lines read together.
 type batch struct {
 	buf    []byte // data's storage, recycled when pooled is set
@@ -130,7 +150,8 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 		go func(w *Filter) {
 			defer wg.Done()
 			for b := range work {
-				b.kinds = make([]uint8, len(b.lines))
+				b.kinds = append(b.kinds[:0], make([]uint8, len(b.lines))...)
+				now := w.now()
 				for j, sp := range b.lines {
 					if sp.skip {
 						continue
@@ -147,7 +168,7 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 						}
 						continue
 					}
-					d := w.dates.Detect(line)
+					d := w.dates.DetectAt(line, now)
 					text := splitText(line, d)
 					b.kinds[j] = kindWorked
 					// The candidates of the text, not the line's: a literal
@@ -172,12 +193,15 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 		lr          LineResult
 		lastSkipped string // the latest line whose date was not read, if after the last one read
 	)
+	defer func() { f.batchNow, f.batchClock = time.Time{}, time.Time{} }()
 	for b := range ordered {
 		select {
 		case <-b.done:
 		case <-ctx.Done():
 			return st, ctx.Err()
 		}
+		f.batchNow, f.batchClock = time.Time{}, time.Time{}
+		f.batchNow, f.batchClock = f.now(), f.clock()
 		works := b.works
 		for j, sp := range b.lines {
 			if !st.count(sp) {
@@ -222,18 +246,15 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 				}
 			}
 		}
-		b.works, b.kinds = nil, nil
 		// Nothing may point into the batch's buffer past this point.
 		f.lastTimeText = strings.Clone(f.lastTimeText)
 		if lastSkipped != "" {
 			lastSkipped = strings.Clone(lastSkipped) // the batch goes
 		}
-		if b.pooled {
-			putBuf(b.buf)
-		}
 		if progress != nil {
 			progress(b.read)
 		}
+		putBatch(b)
 	}
 	if readErr != nil {
 		return st, readErr
@@ -295,7 +316,7 @@ func readBatches(ctx context.Context, r io.Reader, pool bool, emit func(*batch) 
 			}
 			continue
 		}
-		b := &batch{read: read, done: make(chan struct{}), lines: make([]lineSpan, 0, 1024)}
+		b := getBatch(read)
 		for pos := 0; pos < end; {
 			nl := bytes.IndexByte(buf[pos:end], '\n')
 			stop := end
