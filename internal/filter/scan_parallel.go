@@ -171,9 +171,16 @@ func (f *Filter) scanParallel(ctx context.Context, r io.Reader, fn func(*LineRes
 					d := w.dates.DetectAt(line, now)
 					text := splitText(line, d)
 					b.kinds[j] = kindWorked
-					// The candidates of the text, not the line's: a literal
-					// may span the cut date.
-					b.works = append(b.works, lineWork{date: d, text: text, lm: w.matchSingle(text)})
+					var lm lineMatch
+					if len(text) == len(line) || line[len(line)-len(text):] == text {
+						// The text is the end of the line: it holds no
+						// literal the line lacks.
+						lm = w.matchWith(text, cand)
+					} else {
+						// A literal may span the cut date: the text's own.
+						lm = w.matchSingle(text)
+					}
+					b.works = append(b.works, lineWork{date: d, text: text, lm: lm})
 				}
 				close(b.done)
 			}
