@@ -2,6 +2,7 @@ package filter
 
 import (
 	"container/list"
+	"strings"
 	"time"
 )
 
@@ -58,6 +59,10 @@ func (c *mlCache) set(id string, st *failState, now time.Time) {
 		ent.st, ent.expires = st, now.Add(c.ttl)
 		return
 	}
+	// The cache keeps its own copy of id: the caller's may point into a
+	// read buffer that is used again for later lines, which would change
+	// a map key in place.
+	id = strings.Clone(id)
 	c.byID[id] = c.order.PushBack(&mlEntry{id: id, st: st, expires: now.Add(c.ttl)})
 }
 
