@@ -288,7 +288,7 @@ func (r *Regex) Match(s string) (Match, bool) {
 			return m, ok
 		}
 	}
-	rm, err := r.re2.FindStringMatch(s)
+	rm, err := retrySpurious(MatchTimeout, func() (*regexp2.Match, error) { return r.re2.FindStringMatch(s) })
 	if err != nil || rm == nil {
 		return Match{}, false
 	}
@@ -304,6 +304,24 @@ func (r *Regex) Match(s string) (Match, bool) {
 		}
 	}
 	return m, true
+}
+
+// retrySpurious runs find, a regexp2 match bounded by budget, again when
+// it fails well before the budget has passed. regexp2 checks its timeout
+// against a shared clock that a goroutine advances every 100 ms; when the
+// process is starved that clock can jump ahead in one step, and a match
+// that has barely started then reports a timeout (regexp2 v1.12.0 closes
+// only part of that race). Such a timeout would silently turn a match into
+// a miss, so it is retried; a real one, after half the budget or more,
+// stands.
+func retrySpurious[T any](budget time.Duration, find func() (T, error)) (T, error) {
+	for try := 0; ; try++ {
+		start := time.Now()
+		v, err := find()
+		if err == nil || try == 3 || time.Since(start) >= budget/2 {
+			return v, err
+		}
+	}
 }
 
 // runeToByte converts regexp2's rune offsets into byte offsets of s.
