@@ -1,0 +1,160 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Jail is one jail of jail.conf and its overrides (jail.d/*.conf,
+// jail.local, jail.d/*.local), with the options fail2ban's jail reader
+// takes from it resolved: its own section first, then [DEFAULT], with
+// %(x)s references and %(__name__)s, the jail's name, interpolated.
+// The filter and the actions are named here; reading their files is
+// the filter's and the action's business.
+type Jail struct {
+	Name    string
+	Enabled bool
+	// Backend is as written ("auto", "polling", "systemd", ...).
+	Backend string
+	// Filter is the filter option, name and parameters (its Name is ""
+	// when the jail sets no filter).
+	Filter Spec
+	// Actions are the action option's specifications, in order.
+	Actions []Spec
+	// LogPath holds the logpath option's entries: a path or a glob each,
+	// optionally followed by " head" or " tail" as fail2ban allows.
+	LogPath []string
+	// MaxRetry and MaxMatches are 0 when unset.
+	MaxRetry, MaxMatches int
+	// Options holds every option the jail sets or inherits that fail2ban's
+	// jail reader knows, resolved; times (findtime, bantime...) are kept
+	// as written ("10m", "1d12h", "-1").
+	Options map[string]string
+	// Pos tells where each option of Options was set.
+	Pos map[string]Pos
+}
+
+// JailOptions are the options fail2ban's jail reader takes from a jail
+// section; the filter options (failregex, prefregex...) may be set in a
+// jail too and are the filter's to read.
+var JailOptions = []string{
+	"enabled", "backend", "maxretry", "maxmatches", "findtime", "bantime",
+	"bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
+	"bantime.maxtime", "bantime.rndtime", "bantime.overalljails",
+	"ignorecommand", "ignoreself", "ignoreip", "ignorecache",
+	"filter", "logtimezone", "logencoding", "logpath", "action",
+}
+
+// ReadJails reads dir/jail.conf with its overrides and returns every
+// jail section, enabled or not, in the order the sections first appear.
+// An error names the file, the line and the option.
+func ReadJails(dir string) ([]*Jail, error) {
+	cfg, err := Read(dir, "jail")
+	if err != nil {
+		return nil, err
+	}
+	// fail2ban's own default: where its configuration is.
+	cfg.SetDefault("fail2ban_confpath", dir)
+	return JailsFrom(cfg)
+}
+
+// JailsFrom returns the jails of a jail configuration read with Read.
+func JailsFrom(cfg *Config) ([]*Jail, error) {
+	var jails []*Jail
+	for _, name := range cfg.SectionNames() {
+		if name == DefaultSection || name == "INCLUDES" {
+			continue
+		}
+		j, err := readJail(cfg, name)
+		if err != nil {
+			return nil, err
+		}
+		jails = append(jails, j)
+	}
+	return jails, nil
+}
+
+func readJail(cfg *Config, name string) (*Jail, error) {
+	j := &Jail{Name: name, Backend: "auto", Options: map[string]string{}, Pos: map[string]Pos{}}
+	for _, opt := range JailOptions {
+		o, ok := cfg.Raw(name, opt)
+		if !ok {
+			continue
+		}
+		v, err := cfg.Get(name, opt)
+		if err != nil {
+			return nil, fmt.Errorf("jail %q: %w", name, err)
+		}
+		j.Options[opt] = v
+		j.Pos[opt] = o.Pos
+	}
+	where := func(opt string) string {
+		if p, ok := j.Pos[opt]; ok {
+			return p.String()
+		}
+		return "jail " + strconv.Quote(name)
+	}
+	if v, ok := j.Options["enabled"]; ok {
+		b, err := ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option \"enabled\": %w", where("enabled"), name, err)
+		}
+		j.Enabled = b
+	}
+	if v := strings.TrimSpace(j.Options["backend"]); v != "" {
+		j.Backend = v
+	}
+	for _, o := range []struct {
+		name string
+		dst  *int
+	}{{"maxretry", &j.MaxRetry}, {"maxmatches", &j.MaxMatches}} {
+		v, ok := j.Options[o.name]
+		if !ok || strings.TrimSpace(v) == "" {
+			continue
+		}
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option %q: %q is not an integer", where(o.name), name, o.name, v)
+		}
+		*o.dst = n
+	}
+	if v := strings.TrimSpace(j.Options["filter"]); v != "" {
+		s, err := ParseSpec(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option \"filter\": %w", where("filter"), name, err)
+		}
+		j.Filter = s
+	}
+	for _, a := range SplitSpecs(j.Options["action"]) {
+		s, err := ParseSpec(a)
+		if err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option \"action\": %w", where("action"), name, err)
+		}
+		j.Actions = append(j.Actions, s)
+	}
+	for _, line := range strings.Split(j.Options["logpath"], "\n") {
+		if line = strings.TrimSpace(line); line != "" {
+			j.LogPath = append(j.LogPath, line)
+		}
+	}
+	return j, nil
+}
+
+// ParseBool reads a boolean as fail2ban does: true, yes, on, 1 and
+// false, no, off, 0, in any case.
+func ParseBool(s string) (bool, error) {
+	switch strings.ToLower(strings.TrimSpace(s)) {
+	case "true", "yes", "on", "1":
+		return true, nil
+	case "false", "no", "off", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not a boolean (true, yes, on, 1, false, no, off, 0)", s)
+}
+
+// EnabledJails returns the jails that are enabled, in order.
+func EnabledJails(jails []*Jail) []*Jail {
+	return slices.DeleteFunc(slices.Clone(jails), func(j *Jail) bool { return !j.Enabled })
+}

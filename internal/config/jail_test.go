@@ -1,0 +1,181 @@
+package config
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// goldenConfig returns a directory holding fail2ban's stock config (each
+// entry linked, not copied) with the golden helper jail.local that
+// enables every jail, as the golden dump was made.
+func goldenConfig(tb testing.TB) string {
+	tb.Helper()
+	stock := sharedDir(tb, "config")
+	dir := tb.TempDir()
+	entries, err := os.ReadDir(stock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	local, err := os.ReadFile(filepath.Join(sharedDir(tb, "golden"), "jail.local"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
+
+// goldenJail is what the golden fail2ban-client -d stream says of a jail
+// at the jail level.
+type goldenJail struct {
+	backend string
+	opts    map[string]string // set JAIL opt value
+	actions []string          // addaction names, in order
+}
+
+func readGolden(tb testing.TB) map[string]*goldenJail {
+	tb.Helper()
+	f, err := os.Open(filepath.Join(sharedDir(tb, "golden"), "fail2ban-client-d.all-jails.jsonl"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer f.Close()
+	jails := map[string]*goldenJail{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<22)
+	for sc.Scan() {
+		var cmd []any
+		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+			tb.Fatal(err)
+		}
+		switch {
+		case cmd[0] == "add":
+			jails[cmd[1].(string)] = &goldenJail{backend: cmd[2].(string), opts: map[string]string{}}
+		case cmd[0] == "set" && len(cmd) == 5 && cmd[2] == "addaction":
+			// ["set", jail, "addaction", name] has 4 items; a python action 6.
+		case cmd[0] == "set" && len(cmd) == 4 && cmd[2] == "addaction":
+			j := jails[cmd[1].(string)]
+			j.actions = append(j.actions, cmd[3].(string))
+		case cmd[0] == "set" && len(cmd) == 4:
+			j := jails[cmd[1].(string)]
+			j.opts[cmd[2].(string)] = fmt.Sprint(cmd[3])
+		}
+	}
+	if err := sc.Err(); err != nil {
+		tb.Fatal(err)
+	}
+	return jails
+}
+
+// actionName is the name fail2ban gives an action in a jail: its actname
+// parameter, or its file name, suffixed when its name parameter differs
+// from the jail's.
+func actionName(jail string, s Spec) string {
+	if n, ok := s.Option("actname"); ok {
+		return n
+	}
+	n, ok := s.Option("name")
+	if !ok || n == jail {
+		return s.Name
+	}
+	if strings.HasPrefix(n, jail) {
+		return s.Name + n[len(jail):]
+	}
+	return s.Name + "-" + n
+}
+
+// TestJailsGolden compares the jail-level settings read from fail2ban's
+// stock configuration, every jail enabled, with fail2ban's own reading
+// (fail2ban-client -d): backend, maxretry, maxmatches, findtime, bantime,
+// ignorecommand, logencoding and the action names in order. The filter's
+// regexes and the actions' parameters are compared where the filter and
+// action definitions are read.
+func TestJailsGolden(t *testing.T) {
+	golden := readGolden(t)
+	dir := goldenConfig(t)
+	jails, err := ReadJails(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enabled := EnabledJails(jails)
+	if len(enabled) != len(golden) {
+		t.Errorf("%d jails enabled, golden has %d", len(enabled), len(golden))
+	}
+	agree := 0
+	for _, j := range enabled {
+		g, ok := golden[j.Name]
+		if !ok {
+			t.Errorf("jail %q is not in the golden dump", j.Name)
+			continue
+		}
+		var diffs []string
+		// fail2ban switches a backend=auto jail whose log files are
+		// missing to the journal when its filter has a journalmatch: an
+		// effect of the machine the dump was made on.
+		if g.backend != j.Backend && !(j.Backend == "auto" && g.backend == "systemd") {
+			diffs = append(diffs, fmt.Sprintf("backend %q, golden %q", j.Backend, g.backend))
+		}
+		check := func(opt, got string) {
+			if want, ok := g.opts[opt]; ok && want != got {
+				diffs = append(diffs, fmt.Sprintf("%s %q, golden %q", opt, got, want))
+			}
+		}
+		check("maxretry", fmt.Sprint(j.MaxRetry))
+		check("maxmatches", fmt.Sprint(j.MaxMatches))
+		for _, opt := range []string{"findtime", "bantime", "ignorecommand", "logencoding"} {
+			// The dump was made from a copy of the config in /tmp/f2bgold.
+			check(opt, strings.ReplaceAll(j.Options[opt], dir, "/tmp/f2bgold"))
+		}
+		var names []string
+		for _, a := range j.Actions {
+			names = append(names, actionName(j.Name, a))
+		}
+		if fmt.Sprint(names) != fmt.Sprint(g.actions) {
+			diffs = append(diffs, fmt.Sprintf("actions %v, golden %v", names, g.actions))
+		}
+		if len(diffs) > 0 {
+			t.Errorf("jail %q: %s", j.Name, strings.Join(diffs, "; "))
+			continue
+		}
+		agree++
+	}
+	t.Logf("jail settings agree with fail2ban for %d of %d jails", agree, len(golden))
+}
+
+func TestReadJailsErrors(t *testing.T) {
+	tests := []struct {
+		name, local, want string
+	}{
+		{"bad enabled", "[sshd]\nenabled = maybe\n", `jail.local:2: jail "sshd": option "enabled"`},
+		{"bad maxretry", "[sshd]\nenabled = true\nmaxretry = five\n", `jail.local:3: jail "sshd": option "maxretry"`},
+		{"bad filter", "[sshd]\nenabled = true\nfilter = sshd[mode=\n", `jail.local:3: jail "sshd": option "filter"`},
+		{"syntax", "[sshd\nenabled = true\n", "jail.local:1"},
+		{"missing reference", "[sshd]\nenabled = true\nlogpath = %(nowhere)s\n", "nowhere"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "jail.conf"), []byte("[DEFAULT]\nmaxretry = 5\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(tt.local), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ReadJails(dir)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
