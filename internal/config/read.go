@@ -338,6 +338,21 @@ func (c *Config) HasSection(name string) bool {
 	return ok || name == DefaultSection
 }
 
+// Sets reports whether section itself sets option name, not counting
+// [DEFAULT] (Python configparser's has_option without defaults).
+func (c *Config) Sets(section, name string) bool {
+	s, ok := c.sections[section]
+	if !ok {
+		return false
+	}
+	for _, n := range []string{name, strings.ToLower(name)} {
+		if _, ok := s.get(n); ok {
+			return true
+		}
+	}
+	return false
+}
+
 // Raw returns the uninterpolated option name of section, looking in
 // [DEFAULT] when the section does not set it. Names are matched as given,
 // then lower-cased: the options of a conditional section keep the

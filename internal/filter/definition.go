@@ -93,7 +93,9 @@ func Load(dir, spec string, opts LoadOptions) (*Definition, error) {
 	}
 	if opts.Backend != "" {
 		if _, ok := params["logtype"]; !ok {
-			if _, ok := cfg.Raw(config.DefinitionSection, "logtype"); !ok || !cfg.HasSection(config.DefinitionSection) {
+			// As fail2ban: a logtype that [Definition] itself sets stays;
+			// one from [DEFAULT] (common.conf's "file") gives way.
+			if !cfg.Sets(config.DefinitionSection, "logtype") {
 				params["logtype"] = "file"
 				if strings.HasPrefix(opts.Backend, "systemd") {
 					params["logtype"] = "journal"

@@ -1,0 +1,121 @@
+package filter
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeban/edgeban/internal/config"
+)
+
+// TestJailFiltersGolden reads the filter of every stock jail (all
+// enabled, as the golden dump was made) with the jail's backend and
+// compares its prefregex, failregexes, ignoreregexes, maxlines and
+// datepattern with fail2ban's own reading (fail2ban-client -d).
+func TestJailFiltersGolden(t *testing.T) {
+	stock := sharedDir(t, "fail2ban/config")
+	golden := sharedDir(t, "fail2ban/golden")
+	dir := t.TempDir()
+	entries, err := os.ReadDir(stock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			t.Fatal(err)
+		}
+	}
+	local, err := os.ReadFile(filepath.Join(golden, "jail.local"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// What the dump sets per jail: option -> values, in order.
+	want := map[string]map[string][]string{}
+	backend := map[string]string{} // the backend the dump gives each jail
+	f, err := os.Open(filepath.Join(golden, "fail2ban-client-d.all-jails.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(nil, 1<<22)
+	for sc.Scan() {
+		var cmd []any
+		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
+			t.Fatal(err)
+		}
+		if cmd[0] == "add" {
+			backend[cmd[1].(string)] = cmd[2].(string)
+			continue
+		}
+		if len(cmd) < 4 || (cmd[0] != "set" && cmd[0] != "multi-set") {
+			continue
+		}
+		jail, opt := cmd[1].(string), cmd[2].(string)
+		if want[jail] == nil {
+			want[jail] = map[string][]string{}
+		}
+		switch v := cmd[3].(type) {
+		case []any:
+			for _, x := range v {
+				want[jail][opt] = append(want[jail][opt], fmt.Sprint(x))
+			}
+		default:
+			want[jail][opt] = append(want[jail][opt], fmt.Sprint(v))
+		}
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	jails, err := config.ReadJails(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agree, total := 0, 0
+	for _, j := range config.EnabledJails(jails) {
+		total++
+		w := want[j.Name]
+		if backend[j.Name] != j.Backend {
+			t.Errorf("jail %q: backend %q, golden %q", j.Name, j.Backend, backend[j.Name])
+		}
+		def, err := Load(dir, j.Options["filter"], LoadOptions{Backend: j.Backend})
+		if err != nil {
+			t.Errorf("jail %q: %v", j.Name, err)
+			continue
+		}
+		var diffs []string
+		cmp := func(opt string, got []string) {
+			if fmt.Sprintf("%q", got) != fmt.Sprintf("%q", w[opt]) {
+				diffs = append(diffs, fmt.Sprintf("%s %q, golden %q", opt, got, w[opt]))
+			}
+		}
+		one := func(s string) []string {
+			if s == "" {
+				return nil
+			}
+			return []string{s}
+		}
+		cmp("prefregex", one(def.PrefRegex))
+		cmp("addfailregex", def.FailRegex)
+		cmp("addignoreregex", def.IgnoreRegex)
+		cmp("datepattern", one(def.DatePattern))
+		if def.MaxLines != 1 || w["maxlines"] != nil {
+			cmp("maxlines", []string{fmt.Sprint(def.MaxLines)})
+		}
+		if len(diffs) > 0 {
+			t.Errorf("jail %q: %s", j.Name, strings.Join(diffs, "; "))
+			continue
+		}
+		agree++
+	}
+	t.Logf("filter settings agree with fail2ban for %d of %d jails", agree, total)
+}
