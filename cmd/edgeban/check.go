@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/filter"
 )
@@ -93,13 +94,11 @@ func checkJail(dir string, j *config.Jail) (line string, warnings []string, err 
 	}
 	var actions []string
 	for _, a := range j.Actions {
-		if strings.HasSuffix(a.Name, ".py") {
-			return "", warnings, fmt.Errorf("%s: jail %q: action %q: Python actions are not supported", j.Pos["action"], j.Name, a.Name)
+		d, err := action.Load(dir, j.Name, a)
+		if err != nil {
+			return "", warnings, fmt.Errorf("%s: %w", j.Pos["action"], err)
 		}
-		if _, err := config.Read(dir, "action.d/"+a.Name); err != nil {
-			return "", warnings, fmt.Errorf("%s: jail %q: action %q: %w", j.Pos["action"], j.Name, a.Name, err)
-		}
-		actions = append(actions, a.Name)
+		actions = append(actions, d.Name)
 	}
 	if len(actions) == 0 {
 		warnings = append(warnings, fmt.Sprintf("jail %q: no actions", j.Name))
