@@ -16,8 +16,9 @@ import (
 
 const checkUsage = `usage: edgeban check [-c CONFDIR]
 
-Reads a fail2ban configuration as edgeban serve would (jail.conf, jail.d,
-jail.local, the filters and the actions of the enabled jails), as
+Reads a fail2ban configuration as edgeban serve would (fail2ban.conf and
+edgeban.conf, jail.conf, jail.d, jail.local, the filters and the actions
+of the enabled jails), as
 fail2ban-client -t does, and prints one line per enabled jail, or the
 errors, each naming its file, line and option. Exits 1 on errors.
 
@@ -46,6 +47,12 @@ func runCheck(_ context.Context, c *cli, args []string) error {
 // checkConfig checks the configuration in dir, writing a line per
 // enabled jail to out and warnings and errors to errOut.
 func checkConfig(dir string, out, errOut io.Writer) error {
+	srv, err := config.ReadServer(dir)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "server: loglevel %s, logtarget %s, socket %s, dbfile %s, dbpurgeage %v\n",
+		srv.LogLevel, srv.LogTarget, srv.Socket, srv.DBFile, srv.DBPurgeAge)
 	jails, err := config.ReadJails(dir)
 	if err != nil {
 		return err

@@ -56,6 +56,7 @@ func TestCheck(t *testing.T) {
 		{"unknown action", "[svc]\nenabled = true\nfilter = svc\naction = nosuch\nlogpath = $DIR/svc.log\n", `jail.local:4: jail "svc": action "nosuch"`, "", ""},
 		{"syntax error", "[svc\nenabled = true\n", "jail.local:1", "", ""},
 		{"bad option", "[svc]\nenabled = true\nmaxretry = lots\n", `jail.local:3: jail "svc": option "maxretry"`, "", ""},
+		{"server settings", "", "", "server: loglevel INFO, logtarget STDERR", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
