@@ -1,7 +1,8 @@
 // Package store is edgeban's durable state: one SQLite database (through the
 // pure-Go modernc.org/sqlite driver) that several processes may open at once.
 //
-// It holds the Cloudflare outbox (what we want banned at each destination, what
+// It holds the daemon's jails (active bans, the record of past bans, log
+// positions), the Cloudflare outbox (what we want banned at each destination, what
 // Cloudflare is known to hold, and the claims of whoever is delivering the
 // difference), the request budget shared by every caller of one credential,
 // and the delivery history. The schema is versioned with PRAGMA user_version
@@ -170,6 +171,36 @@ CREATE TABLE rate_bucket (
 	// aggregated range holds the addresses it covers).
 	`
 CREATE INDEX cf_hold_ip ON cf_hold (dest, ip, jail);
+`,
+	// 4: the daemon's jails: active bans, the record of past bans that
+	// bantime.increment reads, and where each log was read up to.
+	`
+CREATE TABLE jail_ban (
+	jail     TEXT NOT NULL,
+	ip       TEXT NOT NULL,
+	at       INTEGER NOT NULL,
+	bantime  INTEGER NOT NULL,
+	bancount INTEGER NOT NULL,
+	data     TEXT NOT NULL DEFAULT '{}',
+	PRIMARY KEY (jail, ip)
+) WITHOUT ROWID;
+CREATE TABLE jail_record (
+	ip       TEXT NOT NULL,
+	jail     TEXT NOT NULL,
+	at       INTEGER NOT NULL,
+	bantime  INTEGER NOT NULL,
+	bancount INTEGER NOT NULL,
+	data     TEXT NOT NULL DEFAULT '{}',
+	PRIMARY KEY (ip, jail)
+) WITHOUT ROWID;
+CREATE INDEX jail_record_at ON jail_record (at);
+CREATE TABLE log_pos (
+	jail  TEXT NOT NULL,
+	path  TEXT NOT NULL,
+	md5   TEXT NOT NULL,
+	pos   INTEGER NOT NULL,
+	PRIMARY KEY (jail, path)
+) WITHOUT ROWID;
 `,
 }
 
