@@ -19,10 +19,14 @@ type Server struct {
 	SyslogSocket string
 	Socket       string
 	PidFile      string
-	// DBFile is the database; "" or ":memory:" keeps nothing.
-	DBFile       string
-	DBPurgeAge   time.Duration
-	DBMaxMatches int
+	// DBFile is edgeban's database. Only edgeban.conf sets it:
+	// fail2ban.conf's dbfile is fail2ban's own database, in fail2ban's
+	// format, which edgeban reads (import-fail2ban-db) but never writes;
+	// it is kept in Fail2banDBFile.
+	DBFile         string
+	Fail2banDBFile string
+	DBPurgeAge     time.Duration
+	DBMaxMatches   int
 	// Pos tells where each setting was read.
 	Pos map[string]Pos
 }
@@ -30,14 +34,15 @@ type Server struct {
 // serverDefaults are fail2ban's own defaults, used where no file sets an
 // option.
 var serverDefaults = map[string]string{
-	"loglevel":     "INFO",
-	"logtarget":    "STDERR",
-	"syslogsocket": "auto",
-	"socket":       "/var/run/fail2ban/fail2ban.sock",
-	"pidfile":      "/var/run/fail2ban/fail2ban.pid",
-	"dbfile":       "/var/lib/fail2ban/fail2ban.sqlite3",
-	"dbpurgeage":   "1d",
-	"dbmaxmatches": "10",
+	"loglevel":       "INFO",
+	"logtarget":      "STDERR",
+	"syslogsocket":   "auto",
+	"socket":         "/var/run/fail2ban/fail2ban.sock",
+	"pidfile":        "/var/run/fail2ban/fail2ban.pid",
+	"dbfile":         "/var/lib/fail2ban/fail2ban.sqlite3",
+	"edgeban/dbfile": "/var/lib/edgeban/edgeban.db",
+	"dbpurgeage":     "1d",
+	"dbmaxmatches":   "10",
 }
 
 var logLevels = []string{"CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "TRACEDEBUG", "HEAVYDEBUG"}
@@ -61,6 +66,9 @@ func ReadServer(dir string) (*Server, error) {
 			sec = DefaultSection
 		}
 		for opt := range serverDefaults {
+			if strings.HasPrefix(opt, "edgeban/") {
+				continue
+			}
 			o, ok := cfg.Raw(sec, opt)
 			if !ok {
 				continue
@@ -69,7 +77,11 @@ func ReadServer(dir string) (*Server, error) {
 			if err != nil {
 				return nil, err
 			}
-			values[opt], pos[opt] = strings.TrimSpace(v), o.Pos
+			key := opt
+			if name == "edgeban" && opt == "dbfile" {
+				key = "edgeban/dbfile"
+			}
+			values[key], pos[key] = strings.TrimSpace(v), o.Pos
 		}
 	}
 	get := func(opt string) string {
@@ -87,7 +99,7 @@ func ReadServer(dir string) (*Server, error) {
 	s := &Server{
 		LogLevel: strings.ToUpper(get("loglevel")), LogTarget: get("logtarget"),
 		SyslogSocket: get("syslogsocket"), Socket: get("socket"), PidFile: get("pidfile"),
-		DBFile: get("dbfile"), Pos: pos,
+		DBFile: get("edgeban/dbfile"), Fail2banDBFile: get("dbfile"), Pos: pos,
 	}
 	known := false
 	for _, l := range logLevels {

@@ -18,7 +18,7 @@ func TestReadServerStock(t *testing.T) {
 	}
 	want := Server{LogLevel: "INFO", LogTarget: "/var/log/fail2ban.log", SyslogSocket: "auto",
 		Socket: "/var/run/fail2ban/fail2ban.sock", PidFile: "/var/run/fail2ban/fail2ban.pid",
-		DBFile: "/var/lib/fail2ban/fail2ban.sqlite3", DBPurgeAge: 24 * time.Hour, DBMaxMatches: 10}
+		DBFile: "/var/lib/edgeban/edgeban.db", Fail2banDBFile: "/var/lib/fail2ban/fail2ban.sqlite3", DBPurgeAge: 24 * time.Hour, DBMaxMatches: 10}
 	s.Pos = nil
 	if !reflect.DeepEqual(*s, want) {
 		t.Fatalf("got %+v\nwant %+v", *s, want)
@@ -40,7 +40,7 @@ func TestReadServer(t *testing.T) {
 			"fail2ban.local": "[Definition]\ndbpurgeage = 7d\n",
 			"edgeban.conf":   "[Definition]\ndbfile = /b.db\nsocket = /run/edgeban.sock\n",
 		}, func(s *Server) bool {
-			return s.DBFile == "/b.db" && s.Socket == "/run/edgeban.sock" && s.DBPurgeAge == 7*24*time.Hour && s.LogLevel == "INFO"
+			return s.DBFile == "/b.db" && s.Fail2banDBFile == "/a.db" && s.Socket == "/run/edgeban.sock" && s.DBPurgeAge == 7*24*time.Hour && s.LogLevel == "INFO"
 		}, ""},
 		{"edgeban.local alone", map[string]string{"edgeban.local": "[DEFAULT]\nloglevel = debug\n"}, func(s *Server) bool {
 			return s.LogLevel == "DEBUG"
