@@ -38,6 +38,7 @@ func commands() []command {
 		{"demo", "show a wave of bans and unbans going through the outbox to a simulated Cloudflare", runDemo},
 		{"regex", "test a fail2ban filter against a log, as fail2ban-regex does", runRegex},
 		{"check", "check a fail2ban configuration (jails, filters, actions), as fail2ban-client -t does", runCheck},
+		{"import-fail2ban-db", "copy the bans and ban records of fail2ban's database into edgeban's", runImportFail2banDB},
 		{"cloudflare", "ban and unban at Cloudflare: ban, unban, serve, status, sync, verify, list, ips, setup-list", runCloudflare},
 		{"version", "print the version", func(_ context.Context, c *cli, _ []string) error {
 			fmt.Fprintln(c.stdout, "edgeban", version)
