@@ -2,6 +2,7 @@ package action
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/edgeban/edgeban/internal/config"
@@ -69,7 +70,7 @@ func Load(dir, jail string, spec config.Spec) (*Definition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jail %q: action %q: %w", jail, spec.Name, err)
 	}
-	d, err := config.ReadDefinition(cfg, "action "+spec.Name, Commands, params)
+	d, err := config.ReadDefinition(cfg, "action "+spec.Name, append(slices.Clone(Commands), "timeout"), params)
 	if err != nil {
 		return nil, fmt.Errorf("jail %q: %w", jail, err)
 	}
