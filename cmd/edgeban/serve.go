@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/edgeban/edgeban/internal/config"
+	"github.com/edgeban/edgeban/internal/control"
+	"github.com/edgeban/edgeban/internal/daemon"
+	"github.com/edgeban/edgeban/internal/jail"
+	"github.com/edgeban/edgeban/internal/logtarget"
+	"github.com/edgeban/edgeban/internal/store"
+)
+
+const defaultSocket = "/run/edgeban/edgeban.sock"
+
+const serveUsage = `usage: edgeban serve [-c CONFDIR] [--socket PATH] [--db PATH] [--foreground]
+
+Runs the jails of a fail2ban configuration (the fail2ban-server of
+edgeban): follows their logs, bans through their actions, keeps the bans
+in its database, and answers edgeban status, set, unban... on its control
+socket. It refuses to start on a configuration error. SIGTERM or
+"edgeban stop" stops it, stopping the actions as fail2ban does; the bans
+stay in the database and are restored at the next start.
+
+Flags:
+`
+
+func runServe(ctx context.Context, c *cli, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(c.stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), serveUsage)
+		fs.PrintDefaults()
+	}
+	confDir := fs.String("c", "/etc/fail2ban", "configuration `dir`ectory")
+	socket := fs.String("socket", "", "control socket `path` (default: edgeban.conf's socket, else "+defaultSocket+")")
+	dbPath := fs.String("db", "", "database `path` (default: edgeban.conf's dbfile)")
+	fs.Bool("foreground", true, "stay in the foreground (edgeban always does; systemd keeps it running)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 0 {
+		fs.Usage()
+		return usageError{"serve takes no arguments"}
+	}
+	srv, err := config.ReadServer(*confDir)
+	if err != nil {
+		return err
+	}
+	if *socket == "" {
+		*socket = defaultSocket
+		if _, ok := srv.Pos["socket"]; ok && !strings.Contains(srv.Socket, "fail2ban") {
+			*socket = srv.Socket
+		}
+	}
+	if *dbPath == "" {
+		*dbPath = srv.DBFile
+	}
+	logOut, closeLog, err := openLogTarget(srv.LogTarget, c.stderr)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
+	level := slog.LevelInfo
+	switch srv.LogLevel {
+	case "DEBUG", "TRACEDEBUG", "HEAVYDEBUG":
+		level = slog.LevelDebug
+	case "NOTICE":
+		level = logtarget.LevelNotice
+	case "WARNING":
+		level = slog.LevelWarn
+	case "ERROR", "CRITICAL":
+		level = slog.LevelError
+	}
+	log := slog.New(logtarget.NewHandler(logOut, os.Getpid(), level))
+
+	db, err := store.Open(ctx, *dbPath)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches,
+		OnBan: func(j, ip string, restored bool) {
+			logtarget.Ban(context.Background(), log, j, ip, restored)
+		},
+		OnUnban: func(j, ip string, _ bool) { logtarget.Unban(context.Background(), log, j, ip) },
+	})
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(*socket), 0o755); err != nil {
+		return err
+	}
+	ctl, err := control.Listen(*socket, d.Handle, log)
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	go ctl.Serve(ctx)
+	defer ctl.Close()
+	log.Info(fmt.Sprintf("edgeban %s started: jails %s, socket %s, database %s", version, strings.Join(d.Jails(), ", "), *socket, *dbPath))
+	go func() {
+		if n, err := db.PurgeJails(ctx, srv.DBPurgeAge); err != nil {
+			log.Error("purge", "err", err)
+		} else if n > 0 {
+			log.Info("purged old ban records", "n", n)
+		}
+	}()
+	err = d.Run(ctx)
+	log.Info("edgeban stopped")
+	return err
+}
+
+// openLogTarget opens fail2ban's logtarget: STDOUT, STDERR, or a file
+// (SYSLOG and SYSTEMD-JOURNAL write to stderr, which systemd collects).
+func openLogTarget(target string, stderr io.Writer) (io.Writer, func(), error) {
+	switch strings.ToUpper(target) {
+	case "STDOUT":
+		return os.Stdout, func() {}, nil
+	case "STDERR", "SYSLOG", "SYSTEMD-JOURNAL", "":
+		return stderr, func() {}, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
+		return nil, nil, fmt.Errorf("logtarget: %w", err)
+	}
+	f, err := os.OpenFile(target, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("logtarget: %w", err)
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// clientCommand is a command the CLI sends to the daemon.
+func clientCommand(name string) func(ctx context.Context, c *cli, args []string) error {
+	return func(ctx context.Context, c *cli, args []string) error {
+		fs := flag.NewFlagSet(name, flag.ContinueOnError)
+		fs.SetOutput(c.stderr)
+		socket := fs.String("socket", "", "control socket `path` (default "+defaultSocket+", or $EDGEBAN_SOCKET)")
+		asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
+		withTime := fs.Bool("with-time", false, "get JAIL banip: show each ban's times")
+		all := fs.Bool("all", false, "unban: every address of every jail")
+		// Flags may follow the words, as in fail2ban-client.
+		var words []string
+		for rest := args; len(rest) > 0; {
+			if err := fs.Parse(rest); err != nil {
+				return err
+			}
+			rest = fs.Args()
+			if len(rest) == 0 {
+				break
+			}
+			if strings.HasPrefix(rest[0], "-") { // after "--"
+				words = append(words, rest...)
+				break
+			}
+			words, rest = append(words, rest[0]), rest[1:]
+		}
+		if *all {
+			words = append(words, "--all")
+		}
+		path := *socket
+		if path == "" {
+			path = c.getenv("EDGEBAN_SOCKET")
+		}
+		if path == "" {
+			path = defaultSocket
+		}
+		ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		res, err := control.Call(ctx, path, append([]string{name}, words...)...)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			fmt.Fprintln(c.stdout, string(res))
+			return nil
+		}
+		return printAnswer(c.stdout, name, words, res, *withTime)
+	}
+}
+
+// printAnswer prints the daemon's answer for a human.
+func printAnswer(w io.Writer, name string, words []string, res json.RawMessage, withTime bool) error {
+	switch {
+	case name == "status" && len(words) == 0:
+		var v struct{ Jails []string }
+		if err := json.Unmarshal(res, &v); err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "Status\n|- Number of jail:\t%d\n`- Jail list:\t%s\n", len(v.Jails), strings.Join(v.Jails, ", "))
+	case name == "status":
+		var st jail.Status
+		if err := json.Unmarshal(res, &st); err != nil {
+			return err
+		}
+		var ips []string
+		for _, b := range st.Banned {
+			ips = append(ips, b.IP)
+		}
+		fmt.Fprintf(w, "Status for the jail: %s\n|- Filter\n|  |- Currently failed:\t%d\n|  `- Total failed:\t%d\n`- Actions\n   |- Currently banned:\t%d\n   |- Total banned:\t%d\n   `- Banned IP list:\t%s\n",
+			st.Jail, st.Failing, st.TotalFailed, len(st.Banned), st.TotalBanned, strings.Join(ips, " "))
+		for _, b := range st.Banned {
+			for a, e := range b.Failed {
+				fmt.Fprintf(w, "   ! %s: action %s has not banned it yet (retrying): %s\n", b.IP, a, e)
+			}
+		}
+	case name == "get":
+		var bans []jail.Ban
+		if err := json.Unmarshal(res, &bans); err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		for _, b := range bans {
+			if !withTime {
+				fmt.Fprintln(tw, b.IP)
+				continue
+			}
+			end := "never"
+			if !b.End.IsZero() {
+				end = b.End.Local().Format("2006-01-02 15:04:05")
+			}
+			fmt.Fprintf(tw, "%s\t%s + %s = %s\n", b.IP, b.At.Local().Format("2006-01-02 15:04:05"), b.End.Sub(b.At).Round(time.Second), end)
+		}
+		tw.Flush()
+	case name == "banned":
+		var m map[string][]string
+		if err := json.Unmarshal(res, &m); err != nil {
+			return err
+		}
+		var jails []string
+		for j := range m {
+			jails = append(jails, j)
+		}
+		sort.Strings(jails)
+		for _, j := range jails {
+			fmt.Fprintf(w, "%s: %s\n", j, strings.Join(m[j], " "))
+		}
+	default:
+		var v any
+		if err := json.Unmarshal(res, &v); err != nil {
+			return errors.New(string(res))
+		}
+		fmt.Fprintln(w, v)
+	}
+	return nil
+}

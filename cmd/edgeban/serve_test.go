@@ -1,0 +1,136 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeEndToEnd runs edgeban serve as a real process on a temporary
+// configuration, log and socket: failures appended to the log ban
+// through a shell action, the ban shows in edgeban status, survives a
+// restart with its end, and is lifted when bantime is up; a line
+// written while the daemon is down and the log rotated is not lost.
+func TestServeEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin := edgebanBinary(t)
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "app.log")
+	calls := filepath.Join(dir, "calls")
+	sock := filepath.Join(dir, "edgeban.sock")
+	files := map[string]string{
+		"jail.conf":          "[DEFAULT]\nmaxretry = 3\nfindtime = 10m\nbantime = 8s\n",
+		"jail.local":         "[app]\nenabled = true\nfilter = app\nlogpath = " + logPath + "\naction = note\n",
+		"filter.d/app.conf":  "[Definition]\nfailregex = ^\\s*login failed for <F-USER>\\S+</F-USER> from <HOST>$\n",
+		"action.d/note.conf": "[Definition]\nactionstart = echo start >> " + calls + "\nactionban = echo ban <ip> <F-USER> >> " + calls + "\nactionunban = echo unban <ip> >> " + calls + "\nactionstop = echo stop >> " + calls + "\n",
+		"edgeban.conf":       "[Definition]\ndbfile = " + filepath.Join(dir, "edgeban.db") + "\nlogtarget = " + filepath.Join(dir, "edgeban.log") + "\n",
+		"app.log":            "",
+	}
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin, "serve", "-c", dir, "--socket", sock)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			if cmd.ProcessState == nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+			}
+		})
+		waitFor(t, "the daemon's socket", 10*time.Second, func() bool {
+			return exec.Command(bin, "ping", "--socket", sock).Run() == nil
+		})
+		return cmd
+	}
+	stop := func(cmd *exec.Cmd) {
+		cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("serve exited: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("serve did not stop on SIGTERM")
+		}
+	}
+	appendLog := func(lines ...string) {
+		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range lines {
+			fmt.Fprintf(f, "%s %s\n", time.Now().Format("2006-01-02 15:04:05"), l)
+		}
+		f.Close()
+	}
+	callsHave := func(s string) func() bool {
+		return func() bool { b, _ := os.ReadFile(calls); return strings.Contains(string(b), s) }
+	}
+
+	d := start()
+	appendLog("login failed for root from 192.0.2.7", "login failed for admin from 192.0.2.7", "login failed for x$(id) from 192.0.2.7")
+	waitFor(t, "the ban", 10*time.Second, callsHave("ban 192.0.2.7 x$(id)\n"))
+	status := run(t, bin, "", "status", "app", "--socket", sock)
+	if !strings.Contains(status, "Banned IP list:\t192.0.2.7") {
+		t.Fatalf("status:\n%s", status)
+	}
+	before := run(t, bin, "", "get", "app", "banip", "--with-time", "--socket", sock)
+
+	// Down, a rotation and a line meanwhile, up again.
+	stop(d)
+	if err := os.Rename(logPath, logPath+".1"); err != nil {
+		t.Fatal(err)
+	}
+	appendLog("login failed for a from 198.51.100.1")
+	d = start()
+	if after := run(t, bin, "", "get", "app", "banip", "--with-time", "--socket", sock); after != before {
+		t.Fatalf("ban times changed across the restart:\n%s\n%s", before, after)
+	}
+	appendLog("login failed for b from 198.51.100.1", "login failed for c from 198.51.100.1")
+	waitFor(t, "the ban that counts the line written while down", 10*time.Second, callsHave("ban 198.51.100.1 c\n"))
+	waitFor(t, "the unban at bantime", 15*time.Second, callsHave("unban 192.0.2.7\n"))
+	if banned := run(t, bin, "", "banned", "--socket", sock); strings.Contains(banned, "192.0.2.7") {
+		t.Fatalf("still banned:\n%s", banned)
+	}
+	if out, err := exec.Command(bin, "status", "nosuch", "--socket", sock).CombinedOutput(); err == nil || !strings.Contains(string(out), `unknown jail "nosuch"`) {
+		t.Fatalf("unknown jail: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, "set", "app", "unbanip", "203.0.113.99", "--socket", sock).CombinedOutput(); err == nil || !strings.Contains(string(out), "not banned") {
+		t.Fatalf("unban of an address not banned: %v\n%s", err, out)
+	}
+	run(t, bin, "", "stop", "--socket", sock)
+	done := make(chan error, 1)
+	go func() { done <- d.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop on edgeban stop")
+	}
+	b, _ := os.ReadFile(calls)
+	if got := string(b); !strings.HasPrefix(got, "start\n") || !strings.HasSuffix(got, "stop\n") {
+		t.Fatalf("calls:\n%s", got)
+	}
+	logb, _ := os.ReadFile(filepath.Join(dir, "edgeban.log"))
+	if !strings.Contains(string(logb), "fail2ban.actions        [") || !strings.Contains(string(logb), "NOTICE  [app] Ban 192.0.2.7") {
+		t.Fatalf("log target:\n%s", logb)
+	}
+}

@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/edgeban/edgeban/internal/store"
+)
+
+func writeConf(t *testing.T, files map[string]string) string {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(strings.ReplaceAll(content, "$DIR", dir)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+func TestLoad(t *testing.T) {
+	base := map[string]string{
+		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"filter.d/j.conf":    "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _SYSTEMD_UNIT=j.service\n",
+		"action.d/note.conf": "[Definition]\nactionban = true\n",
+		"jail.conf":          "[DEFAULT]\naction = note\n",
+	}
+	tests := []struct {
+		name      string
+		local     string
+		wantJails string
+		wantErr   string
+	}{
+		{"a file jail", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\n", "app", ""},
+		{"journal jails are skipped", "[a]\nenabled = true\nfilter = j\nlogpath = $DIR/none-*.log\n[b]\nenabled = true\nbackend = systemd\nfilter = app\n[c]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\n", "c", ""},
+		{"missing filter", "[app]\nenabled = true\nfilter = nosuch\nlogpath = $DIR/app.log\n", "", `jail "app"`},
+		{"bad bantime", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nbantime = soon\n", "", `jail.local:5: jail "app": option "bantime"`},
+		{"bad ignoreip", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignoreip = 10.0.0.0/40\n", "", `jail.local:5: jail "app"`},
+		{"no log and no journal", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/none-*.log\n", "", "no log file"},
+	}
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			files := map[string]string{"jail.local": tt.local}
+			for k, v := range base {
+				files[k] = v
+			}
+			d, err := Load(writeConf(t, files), Options{Store: db, Log: slog.New(slog.DiscardHandler)})
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(d.Jails(), ","); got != tt.wantJails {
+				t.Fatalf("jails %q, want %q", got, tt.wantJails)
+			}
+		})
+	}
+}
+
+func TestHandleGrammar(t *testing.T) {
+	dir := writeConf(t, map[string]string{
+		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"action.d/note.conf": "[Definition]\nactionban = true\n",
+		"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = $DIR/app.log\n",
+	})
+	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	tests := []struct {
+		args    []string
+		wantErr string
+	}{
+		{[]string{"ping"}, ""},
+		{[]string{"status"}, ""},
+		{[]string{"status", "app"}, ""},
+		{[]string{"status", "nosuch"}, `unknown jail "nosuch" (jails: app)`},
+		{[]string{"set", "app", "banip", "192.0.2.1", "192.0.2.2"}, ""},
+		{[]string{"set", "app", "banip", "192.0.2.1"}, "already banned"},
+		{[]string{"get", "app", "banip"}, ""},
+		{[]string{"set", "app", "unbanip", "192.0.2.1"}, ""},
+		{[]string{"unban", "203.0.113.1"}, "not banned in any jail"},
+		{[]string{"unban", "--all"}, ""},
+		{[]string{"frobnicate"}, `unknown command "frobnicate"`},
+		{[]string{"set", "app", "bantime"}, "unknown command"},
+	}
+	for _, tt := range tests {
+		_, err := d.Handle(ctx, tt.args)
+		if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr)) {
+			t.Errorf("%q: error %v, want %q", tt.args, err, tt.wantErr)
+		}
+	}
+	if v, _ := d.Handle(ctx, []string{"banned"}); len(v.(map[string][]string)) != 0 {
+		t.Errorf("banned after unban --all: %v", v)
+	}
+}
