@@ -63,9 +63,10 @@ func (t Ticket) values() map[string]string {
 // actioncheck and repaired before one more try, flushed and stopped when
 // the jail stops. It is safe for concurrent use.
 type Shell struct {
-	def      *Definition
-	timeout  time.Duration
-	onDemand bool
+	def        *Definition
+	timeout    time.Duration
+	onDemand   bool
+	noRestored bool
 
 	mu       sync.Mutex
 	commands map[string]map[string]string // family -> command -> text, tags resolved
@@ -97,6 +98,13 @@ func NewShell(def *Definition) (*Shell, error) {
 		}
 		s.onDemand = b
 	}
+	if v, ok := def.Tags.Get("norestored"); ok && strings.TrimSpace(v) != "" {
+		b, err := config.ParseBool(v)
+		if err != nil {
+			return nil, fmt.Errorf("action %s: option \"norestored\": %w", def.Name, err)
+		}
+		s.noRestored = b
+	}
 	for _, family := range []string{"inet4", "inet6"} {
 		if _, err := s.resolved(family); err != nil {
 			return nil, err
@@ -107,6 +115,11 @@ func NewShell(def *Definition) (*Shell, error) {
 
 // Name is the action's name in its jail.
 func (s *Shell) Name() string { return s.def.Name }
+
+// NoRestored reports the action's norestored option: bans restored at
+// start are not sent to it again (a mail, say, or an action whose bans
+// outlive the daemon).
+func (s *Shell) NoRestored() bool { return s.noRestored }
 
 // resolved returns the commands with their definition tags resolved for
 // family; the ticket's tags are left for Prepare.

@@ -63,7 +63,8 @@ type Ban struct {
 // Jail runs one jail: it follows its logs, counts failures, bans, and
 // lifts bans when they end. Its methods are safe for concurrent use.
 type Jail struct {
-	s Settings
+	s     Settings
+	ready chan struct{} // closed once Run has restored the bans
 
 	mu       sync.Mutex // guards what follows
 	failures *Failures
@@ -88,7 +89,7 @@ func New(s Settings) *Jail {
 	}
 	s.Log = s.Log.With("jail", s.Name)
 	return &Jail{s: s, failures: NewFailures(s.MaxRetry, s.FindTime, s.MaxMatches),
-		bans: map[string]*Ban{}, wake: make(chan struct{}, 1)}
+		bans: map[string]*Ban{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
 // Name is the jail's name.
@@ -114,6 +115,7 @@ func (j *Jail) Run(ctx context.Context) error {
 		}
 		return err
 	}
+	close(j.ready)
 	lines := make(chan lineEvent, 256)
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -240,8 +242,22 @@ func (j *Jail) handleLine(ctx context.Context, l source.Line) {
 	}
 }
 
+// waitReady waits until Run has restored the jail's bans, so that a
+// command does not race the restore.
+func (j *Jail) waitReady(ctx context.Context) error {
+	select {
+	case <-j.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("jail %q is not running yet: %w", j.s.Name, ctx.Err())
+	}
+}
+
 // BanIP bans ip by hand, as fail2ban-client set JAIL banip.
 func (j *Jail) BanIP(ctx context.Context, ip string) error {
+	if err := j.waitReady(ctx); err != nil {
+		return err
+	}
 	j.mu.Lock()
 	j.failures.Forget(ip)
 	j.mu.Unlock()
@@ -283,9 +299,16 @@ func (j *Jail) ban(ctx context.Context, t action.Ticket, now time.Time) error {
 	return nil
 }
 
-// apply runs every action's ban; a failure is kept for a retry.
+// noRestored is an action that a restored ban skips (norestored).
+type noRestored interface{ NoRestored() bool }
+
+// apply runs every action's ban; a failure is kept for a retry. A
+// restored ban skips the actions with norestored.
 func (j *Jail) apply(ctx context.Context, b *Ban, t action.Ticket) {
 	for i, a := range j.s.Actions {
+		if nr, ok := a.(noRestored); ok && t.Restored && nr.NoRestored() {
+			continue
+		}
 		if err := a.Ban(ctx, t); err != nil {
 			j.s.Log.Error("action ban failed, will retry", "action", a.Name(), "ip", t.IP, "err", err)
 			j.mu.Lock()
@@ -337,6 +360,9 @@ func (j *Jail) restore(ctx context.Context) error {
 
 // UnbanIP lifts ip's ban now.
 func (j *Jail) UnbanIP(ctx context.Context, ip string) error {
+	if err := j.waitReady(ctx); err != nil {
+		return err
+	}
 	j.mu.Lock()
 	b, ok := j.bans[ip]
 	j.mu.Unlock()

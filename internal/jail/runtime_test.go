@@ -35,6 +35,10 @@ func newTestJail(t *testing.T) *testJail {
 	if err := os.WriteFile(filepath.Join(dir, "action.d", "note.conf"), []byte(act), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	mail := "[Definition]\nnorestored = true\nactionban = echo mail <ip> >> " + tj.calls + "\n"
+	if err := os.WriteFile(filepath.Join(dir, "action.d", "mail.conf"), []byte(mail), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	db, err := store.Open(context.Background(), filepath.Join(dir, "edgeban.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -50,17 +54,21 @@ func (tj *testJail) start(t *testing.T, bantime time.Duration) (*Jail, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	def, err := action.Load(tj.dir, "sshd", config.Spec{Name: "note"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sh, err := action.NewShell(def)
-	if err != nil {
-		t.Fatal(err)
+	var actions []Action
+	for _, name := range []string{"note", "mail"} {
+		def, err := action.Load(tj.dir, "sshd", config.Spec{Name: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, err := action.NewShell(def)
+		if err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, sh)
 	}
 	ign, _ := ParseIgnoreIP("127.0.0.1/8")
 	j := New(Settings{Name: "sshd", Filter: f, LogPaths: []string{tj.log}, MaxRetry: 3, FindTime: 10 * time.Minute,
-		BanTime: bantime, MaxMatches: 5, Ignore: ign, Actions: []Action{sh}, Store: tj.db, Log: slog.New(slog.DiscardHandler)})
+		BanTime: bantime, MaxMatches: 5, Ignore: ign, Actions: actions, Store: tj.db, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()
@@ -112,8 +120,12 @@ func TestJailBansRestoresAndUnbans(t *testing.T) {
 		"auth failure for root from 192.0.2.2",
 	)
 	tj.waitCalls(t, "ban 192.0.2.1 0 "+evil+"\n") // the shell took the quotes, and nothing else
+	deadline := time.Now().Add(10 * time.Second)
+	for j.Status().TotalFailed < 4 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	st := j.Status()
-	if len(st.Banned) != 1 || st.Banned[0].IP != "192.0.2.1" || st.Failing != 1 {
+	if len(st.Banned) != 1 || st.Banned[0].IP != "192.0.2.1" || st.Failing != 1 || st.TotalFailed != 4 {
 		t.Fatalf("status %+v", st)
 	}
 	end := st.Banned[0].End
@@ -131,7 +143,7 @@ func TestJailBansRestoresAndUnbans(t *testing.T) {
 	// of failures start over, as in fail2ban: 192.0.2.2's earlier failure
 	// and two new ones do not ban it; a third new one does.
 	tj.write(t, "auth failure for x from 192.0.2.2", "auth failure for x from 192.0.2.2")
-	deadline := time.Now().Add(300 * time.Millisecond)
+	deadline = time.Now().Add(300 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if st := j2.Status(); st.TotalFailed == 2 {
 			break
@@ -143,11 +155,20 @@ func TestJailBansRestoresAndUnbans(t *testing.T) {
 	}
 	tj.write(t, "auth failure for x from 192.0.2.2")
 	tj.waitCalls(t, "ban 192.0.2.2 0")
-	if calls := tj.waitCalls(t, "unban 192.0.2.1\n"); strings.Count(calls, "ban 192.0.2.1 0") != 1 {
+	if calls := tj.waitCalls(t, "unban 192.0.2.1\n"); strings.Count(calls, "ban 192.0.2.1 0") != 1 || strings.Count(calls, "mail 192.0.2.1") != 1 {
 		t.Fatalf("calls:\n%s", calls)
 	}
-	if bans, _ := tj.db.JailBans(context.Background(), "sshd"); len(bans) != 1 || bans[0].IP != "192.0.2.2" {
-		t.Fatalf("stored bans %+v", bans)
+	// The store forgets the ban right after the actions ran.
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		bans, _ := tj.db.JailBans(context.Background(), "sshd")
+		if len(bans) == 1 && bans[0].IP == "192.0.2.2" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stored bans %+v", bans)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 	if _, err := os.Stat(filepath.Join(tj.dir, "pwned")); err == nil {
 		t.Fatal("a user name ran as code")
