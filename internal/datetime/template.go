@@ -85,6 +85,10 @@ func (t *template) find(line string) (match, bool) {
 // pattern.search(line, pos, endpos) with the text before lo hidden (so
 // only a date found at lo+1 or later is as Python would find it).
 func (t *template) findIn(line string, lo, hi int) (match, bool) {
+	hi = min(hi, len(line))
+	if lo < 0 || hi < lo {
+		return match{}, false
+	}
 	if lo == 0 && t.cut > 0 && hi > t.cut {
 		hi = t.cut
 	}
@@ -105,6 +109,11 @@ func (t *template) findIn(line string, lo, hi int) (match, bool) {
 	}
 	m := match{idx: idx, start: idx[2*t.dateGroup], end: idx[2*t.dateGroup+1]}
 	m.pyStart, m.pyEnd = idx[2*t.markBeg], idx[2*t.markEnd]
+	if m.pyStart < 0 || m.pyEnd < 0 {
+		// A marker in a branch that did not take part (a datepattern
+		// such as "()|"): the whole match stands for it.
+		m.pyStart, m.pyEnd = idx[0], idx[1]
+	}
 	if m.start < 0 {
 		m.start, m.end = m.pyStart, m.pyStart
 	}
