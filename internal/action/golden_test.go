@@ -61,25 +61,8 @@ func goldenActions(t *testing.T, path string) (names map[string][]string, opts m
 // their tags substituted as far as fail2ban substitutes them before a
 // ban, the parameters, and the [Init] options.
 func TestActionsGolden(t *testing.T) {
-	stock := sharedtest.Path(t, "fail2ban/config")
 	golden := sharedtest.Path(t, "fail2ban/golden")
-	dir := t.TempDir()
-	entries, err := os.ReadDir(stock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	local, err := os.ReadFile(filepath.Join(golden, "jail.local"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedtest.GoldenConfig(t)
 	wantNames, wantOpts := goldenActions(t, filepath.Join(golden, "fail2ban-client-d.all-jails.jsonl"))
 
 	jails, err := config.ReadJails(dir)

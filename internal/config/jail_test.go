@@ -8,33 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// goldenConfig returns a directory holding fail2ban's stock config (each
-// entry linked, not copied) with the golden helper jail.local that
-// enables every jail, as the golden dump was made.
-func goldenConfig(tb testing.TB) string {
-	tb.Helper()
-	stock := sharedDir(tb, "config")
-	dir := tb.TempDir()
-	entries, err := os.ReadDir(stock)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	local, err := os.ReadFile(filepath.Join(sharedDir(tb, "golden"), "jail.local"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return dir
-}
+	"github.com/edgeban/edgeban/internal/sharedtest"
+)
 
 // goldenJail is what the golden fail2ban-client -d stream says of a jail
 // at the jail level.
@@ -103,7 +79,7 @@ func actionName(jail string, s Spec) string {
 // action definitions are read.
 func TestJailsGolden(t *testing.T) {
 	golden := readGolden(t)
-	dir := goldenConfig(t)
+	dir := sharedtest.GoldenConfig(t)
 	jails, err := ReadJails(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/edgeban/edgeban/internal/config"
+	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
 // TestJailFiltersGolden reads the filter of every stock jail (all
@@ -17,25 +18,8 @@ import (
 // compares its prefregex, failregexes, ignoreregexes, maxlines and
 // datepattern with fail2ban's own reading (fail2ban-client -d).
 func TestJailFiltersGolden(t *testing.T) {
-	stock := sharedDir(t, "fail2ban/config")
 	golden := sharedDir(t, "fail2ban/golden")
-	dir := t.TempDir()
-	entries, err := os.ReadDir(stock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, e := range entries {
-		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			t.Fatal(err)
-		}
-	}
-	local, err := os.ReadFile(filepath.Join(golden, "jail.local"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	dir := sharedtest.GoldenConfig(t)
 
 	// What the dump sets per jail: option -> values, in order.
 	want := map[string]map[string][]string{}

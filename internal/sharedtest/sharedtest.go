@@ -34,3 +34,30 @@ func Path(tb testing.TB, rel string) string {
 	}
 	return p
 }
+
+// GoldenConfig returns a directory holding fail2ban's stock configuration
+// (each entry linked, not copied) with the golden dump's jail.local, which
+// enables every jail: the configuration fail2ban-client -d read to make
+// fail2ban/golden/fail2ban-client-d.all-jails.jsonl.
+func GoldenConfig(tb testing.TB) string {
+	tb.Helper()
+	stock := Path(tb, "fail2ban/config")
+	local, err := os.ReadFile(filepath.Join(Path(tb, "fail2ban/golden"), "jail.local"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	entries, err := os.ReadDir(stock)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.Symlink(filepath.Join(stock, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), local, 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return dir
+}
