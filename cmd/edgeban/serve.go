@@ -25,6 +25,8 @@ import (
 	"github.com/edgeban/edgeban/internal/store"
 )
 
+// defaultSocket is where the client commands look for the daemon, the
+// default of edgeban.conf's socket.
 const defaultSocket = "/run/edgeban/edgeban.sock"
 
 const serveUsage = `usage: edgeban serve [-c CONFDIR] [--socket PATH] [--db PATH] [--foreground]
@@ -62,10 +64,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	if *socket == "" {
-		*socket = defaultSocket
-		if _, ok := srv.Pos["socket"]; ok && !strings.Contains(srv.Socket, "fail2ban") {
-			*socket = srv.Socket
-		}
+		*socket = srv.Socket
 	}
 	if *dbPath == "" {
 		*dbPath = srv.DBFile

@@ -17,8 +17,10 @@ type Server struct {
 	LogLevel     string // CRITICAL, ERROR, WARNING, NOTICE, INFO, DEBUG
 	LogTarget    string // a file, STDOUT, STDERR, SYSLOG or SYSTEMD-JOURNAL
 	SyslogSocket string
-	Socket       string
-	PidFile      string
+	// Socket is edgeban's control socket. As with DBFile, only
+	// edgeban.conf sets it: fail2ban.conf's socket is fail2ban-server's.
+	Socket  string
+	PidFile string
 	// DBFile is edgeban's database. Only edgeban.conf sets it:
 	// fail2ban.conf's dbfile is fail2ban's own database, in fail2ban's
 	// format, which edgeban reads (import-fail2ban-db) but never writes;
@@ -41,6 +43,7 @@ var serverDefaults = map[string]string{
 	"pidfile":        "/var/run/fail2ban/fail2ban.pid",
 	"dbfile":         "/var/lib/fail2ban/fail2ban.sqlite3",
 	"edgeban/dbfile": "/var/lib/edgeban/edgeban.db",
+	"edgeban/socket": "/run/edgeban/edgeban.sock",
 	"dbpurgeage":     "1d",
 	"dbmaxmatches":   "10",
 }
@@ -78,8 +81,8 @@ func ReadServer(dir string) (*Server, error) {
 				return nil, err
 			}
 			key := opt
-			if name == "edgeban" && opt == "dbfile" {
-				key = "edgeban/dbfile"
+			if name == "edgeban" && (opt == "dbfile" || opt == "socket") {
+				key = "edgeban/" + opt
 			}
 			values[key], pos[key] = strings.TrimSpace(v), o.Pos
 		}
@@ -98,7 +101,7 @@ func ReadServer(dir string) (*Server, error) {
 	}
 	s := &Server{
 		LogLevel: strings.ToUpper(get("loglevel")), LogTarget: get("logtarget"),
-		SyslogSocket: get("syslogsocket"), Socket: get("socket"), PidFile: get("pidfile"),
+		SyslogSocket: get("syslogsocket"), Socket: get("edgeban/socket"), PidFile: get("pidfile"),
 		DBFile: get("edgeban/dbfile"), Fail2banDBFile: get("dbfile"), Pos: pos,
 	}
 	known := false

@@ -17,7 +17,7 @@ func TestReadServerStock(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Server{LogLevel: "INFO", LogTarget: "/var/log/fail2ban.log", SyslogSocket: "auto",
-		Socket: "/var/run/fail2ban/fail2ban.sock", PidFile: "/var/run/fail2ban/fail2ban.pid",
+		Socket: "/run/edgeban/edgeban.sock", PidFile: "/var/run/fail2ban/fail2ban.pid",
 		DBFile: "/var/lib/edgeban/edgeban.db", Fail2banDBFile: "/var/lib/fail2ban/fail2ban.sqlite3", DBPurgeAge: 24 * time.Hour, DBMaxMatches: 10}
 	s.Pos = nil
 	if !reflect.DeepEqual(*s, want) {
