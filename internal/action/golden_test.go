@@ -1,11 +1,7 @@
 package action
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -16,22 +12,11 @@ import (
 
 // goldenActions reads the golden fail2ban-client -d stream: per jail, its
 // actions' names in order and each action's options.
-func goldenActions(t *testing.T, path string) (names map[string][]string, opts map[string]map[string]map[string]string) {
+func goldenActions(t *testing.T) (names map[string][]string, opts map[string]map[string]map[string]string) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
 	names = map[string][]string{}
 	opts = map[string]map[string]map[string]string{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<22)
-	for sc.Scan() {
-		var cmd []any
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-			t.Fatal(err)
-		}
+	for _, cmd := range sharedtest.GoldenCommands(t) {
 		switch {
 		case cmd[0] == "set" && len(cmd) == 4 && cmd[2] == "addaction":
 			j := cmd[1].(string)
@@ -49,9 +34,6 @@ func goldenActions(t *testing.T, path string) (names map[string][]string, opts m
 			opts[j][a] = m
 		}
 	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
 	return names, opts
 }
 
@@ -61,9 +43,8 @@ func goldenActions(t *testing.T, path string) (names map[string][]string, opts m
 // their tags substituted as far as fail2ban substitutes them before a
 // ban, the parameters, and the [Init] options.
 func TestActionsGolden(t *testing.T) {
-	golden := sharedtest.Path(t, "fail2ban/golden")
 	dir := sharedtest.GoldenConfig(t)
-	wantNames, wantOpts := goldenActions(t, filepath.Join(golden, "fail2ban-client-d.all-jails.jsonl"))
+	wantNames, wantOpts := goldenActions(t)
 
 	jails, err := config.ReadJails(dir)
 	if err != nil {

@@ -1,8 +1,6 @@
 package config
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -22,24 +20,11 @@ type goldenJail struct {
 
 func readGolden(tb testing.TB) map[string]*goldenJail {
 	tb.Helper()
-	f, err := os.Open(filepath.Join(sharedDir(tb, "golden"), "fail2ban-client-d.all-jails.jsonl"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer f.Close()
 	jails := map[string]*goldenJail{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<22)
-	for sc.Scan() {
-		var cmd []any
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-			tb.Fatal(err)
-		}
+	for _, cmd := range sharedtest.GoldenCommands(tb) {
 		switch {
 		case cmd[0] == "add":
 			jails[cmd[1].(string)] = &goldenJail{backend: cmd[2].(string), opts: map[string]string{}}
-		case cmd[0] == "set" && len(cmd) == 5 && cmd[2] == "addaction":
-			// ["set", jail, "addaction", name] has 4 items; a python action 6.
 		case cmd[0] == "set" && len(cmd) == 4 && cmd[2] == "addaction":
 			j := jails[cmd[1].(string)]
 			j.actions = append(j.actions, cmd[3].(string))
@@ -47,9 +32,6 @@ func readGolden(tb testing.TB) map[string]*goldenJail {
 			j := jails[cmd[1].(string)]
 			j.opts[cmd[2].(string)] = fmt.Sprint(cmd[3])
 		}
-	}
-	if err := sc.Err(); err != nil {
-		tb.Fatal(err)
 	}
 	return jails
 }

@@ -1,11 +1,7 @@
 package filter
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -18,24 +14,12 @@ import (
 // compares its prefregex, failregexes, ignoreregexes, maxlines and
 // datepattern with fail2ban's own reading (fail2ban-client -d).
 func TestJailFiltersGolden(t *testing.T) {
-	golden := sharedDir(t, "fail2ban/golden")
 	dir := sharedtest.GoldenConfig(t)
 
 	// What the dump sets per jail: option -> values, in order.
 	want := map[string]map[string][]string{}
 	backend := map[string]string{} // the backend the dump gives each jail
-	f, err := os.Open(filepath.Join(golden, "fail2ban-client-d.all-jails.jsonl"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(nil, 1<<22)
-	for sc.Scan() {
-		var cmd []any
-		if err := json.Unmarshal(sc.Bytes(), &cmd); err != nil {
-			t.Fatal(err)
-		}
+	for _, cmd := range sharedtest.GoldenCommands(t) {
 		if cmd[0] == "add" {
 			backend[cmd[1].(string)] = cmd[2].(string)
 			continue
@@ -55,9 +39,6 @@ func TestJailFiltersGolden(t *testing.T) {
 		default:
 			want[jail][opt] = append(want[jail][opt], fmt.Sprint(v))
 		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 
 	jails, err := config.ReadJails(dir)

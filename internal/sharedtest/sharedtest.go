@@ -5,8 +5,10 @@
 package sharedtest
 
 import (
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -60,4 +62,24 @@ func GoldenConfig(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	return dir
+}
+
+// GoldenCommands returns the command stream fail2ban-client -d printed
+// for GoldenConfig, one decoded JSON array per command
+// (["set", "sshd", "maxretry", 5], ...).
+func GoldenCommands(tb testing.TB) [][]any {
+	tb.Helper()
+	b, err := os.ReadFile(filepath.Join(Path(tb, "fail2ban/golden"), "fail2ban-client-d.all-jails.jsonl"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out [][]any
+	for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var cmd []any
+		if err := json.Unmarshal([]byte(line), &cmd); err != nil || len(cmd) == 0 {
+			tb.Fatalf("golden command %d: %v", i+1, err)
+		}
+		out = append(out, cmd)
+	}
+	return out
 }
