@@ -173,30 +173,34 @@ func (s *Shell) Start(ctx context.Context) error {
 	if err := s.run(ctx, "actionstart", "inet4", nil); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.started["inet4"] = true
-	s.mu.Unlock()
+	s.setFlag(s.started, "inet4")
 	return nil
+}
+
+// flag reads m[family] under the lock; setFlag sets it. m is s.started or
+// s.holds, which are never replaced, only cleared.
+func (s *Shell) flag(m map[string]bool, family string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return m[family]
+}
+
+func (s *Shell) setFlag(m map[string]bool, family string) {
+	s.mu.Lock()
+	m[family] = true
+	s.mu.Unlock()
 }
 
 // startFamily runs actionstart for the ticket's family when the action
 // starts on demand and that family has not started.
 func (s *Shell) startFamily(ctx context.Context, family string) error {
-	if !s.onDemand {
-		return nil
-	}
-	s.mu.Lock()
-	done := s.started[family]
-	s.mu.Unlock()
-	if done {
+	if !s.onDemand || s.flag(s.started, family) {
 		return nil
 	}
 	if err := s.run(ctx, "actionstart", family, nil); err != nil {
 		return err
 	}
-	s.mu.Lock()
-	s.started[family] = true
-	s.mu.Unlock()
+	s.setFlag(s.started, family)
 	return nil
 }
 
@@ -231,19 +235,14 @@ func (s *Shell) Ban(ctx context.Context, t Ticket) error {
 			return err
 		}
 	}
-	s.mu.Lock()
-	s.holds[family] = true
-	s.mu.Unlock()
+	s.setFlag(s.holds, family)
 	return nil
 }
 
 // Unban runs actionunban for t, if the action banned in t's family.
 func (s *Shell) Unban(ctx context.Context, t Ticket) error {
 	family := t.Family()
-	s.mu.Lock()
-	holds := s.holds[family]
-	s.mu.Unlock()
-	if !holds {
+	if !s.flag(s.holds, family) {
 		return nil
 	}
 	return s.run(ctx, "actionunban", family, &t)
@@ -262,7 +261,8 @@ func (s *Shell) Stop(ctx context.Context) error {
 			stop = append(stop, f)
 		}
 	}
-	s.holds, s.started = map[string]bool{}, map[string]bool{}
+	clear(s.holds) // in place: flag and setFlag read the maps without the lock
+	clear(s.started)
 	s.mu.Unlock()
 	var errs []string
 	for _, f := range flush {
