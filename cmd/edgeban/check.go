@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 
 	"github.com/edgeban/edgeban/internal/action"
@@ -132,23 +131,11 @@ func checkLogPaths(j *config.Jail, def *filter.Definition) (warnings []string, e
 		}
 		return nil, fmt.Errorf("jail %q: option \"logpath\" is not set, and backend %q needs log files", j.Name, j.Backend)
 	}
-	var missing []string
-	found := 0
-	for _, lp := range j.LogPath {
-		pattern := lp
-		if f := strings.Fields(lp); len(f) == 2 && (f[1] == "head" || f[1] == "tail") {
-			pattern = f[0]
-		}
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			return nil, fmt.Errorf("%s: jail %q: option \"logpath\": %q: %w", j.Pos["logpath"], j.Name, pattern, err)
-		}
-		if len(m) == 0 {
-			missing = append(missing, pattern)
-		}
-		found += len(m)
+	files, missing, err := j.LogFiles()
+	if err != nil {
+		return nil, err
 	}
-	if found > 0 {
+	if len(files) > 0 {
 		return nil, nil
 	}
 	if j.Backend == "auto" && len(def.JournalMatch) > 0 {

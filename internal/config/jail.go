@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -140,6 +141,24 @@ func readJail(cfg *Config, name string) (*Jail, error) {
 		}
 	}
 	return j, nil
+}
+
+// LogFiles expands the jail's logpath entries (globs, with fail2ban's
+// optional " head" or " tail" after them): the files that exist, and the
+// patterns that matched none.
+func (j *Jail) LogFiles() (files, missing []string, err error) {
+	for _, lp := range j.LogPath {
+		pattern := strings.Fields(lp)[0]
+		m, err := filepath.Glob(pattern)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: jail %q: option \"logpath\": %q: %w", j.Pos["logpath"], j.Name, pattern, err)
+		}
+		if len(m) == 0 {
+			missing = append(missing, pattern)
+		}
+		files = append(files, m...)
+	}
+	return files, missing, nil
 }
 
 // ParseBool reads a boolean as fail2ban does: true, yes, on, 1 and

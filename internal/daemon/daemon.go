@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -97,17 +96,14 @@ func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, error) {
 	if err != nil {
 		return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
-	var paths []string
-	for _, lp := range jc.LogPath {
-		pattern := strings.Fields(lp)[0]
-		m, err := filepath.Glob(pattern)
-		if err != nil {
-			return nil, fmt.Errorf("%s: jail %q: option \"logpath\": %w", jc.Pos["logpath"], jc.Name, err)
+	paths, missing, err := jc.LogFiles()
+	if err != nil {
+		return nil, err
+	}
+	for _, pattern := range missing {
+		if !strings.ContainsAny(pattern, "*?[") {
+			paths = append(paths, pattern) // a file that will appear is waited for
 		}
-		if len(m) == 0 && !strings.ContainsAny(pattern, "*?[") {
-			m = []string{pattern} // a file that will appear is waited for
-		}
-		paths = append(paths, m...)
 	}
 	if len(paths) == 0 {
 		if jc.Backend == "auto" && len(def.JournalMatch) > 0 {
