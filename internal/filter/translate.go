@@ -241,7 +241,8 @@ func leadingNumber(s string) (n, width int) {
 
 // toRegexp2 rewrites Python-only syntax into the .NET syntax regexp2 reads
 // outside its RE2 mode: (?P<name> → (?<name>, (?P=name) → \k<name>,
-// {,n} → {0,n}, \Z → \z, and numbered backreferences and conditionals
+// {,n} → {0,n}, \Z → \z, \s and \S with Python's separators \x1c-\x1f,
+// and numbered backreferences and conditionals
 // renumbered for .NET's order of groups (unnamed first, then named).
 func toRegexp2(p string) string {
 	groups := pyGroups(p)
@@ -255,6 +256,20 @@ func toRegexp2(p string) string {
 			switch {
 			case p[i+1] == 'Z' && !inClass:
 				b.WriteString(`\z`)
+			case p[i+1] == 's' || p[i+1] == 'S':
+				// .NET's \s lacks the separators \x1c-\x1f that Python's
+				// has (str.isspace); a negation inside a class keeps .NET's
+				// form, as toRE2 keeps Go's.
+				switch {
+				case inClass && p[i+1] == 's':
+					b.WriteString(`\s\x1c-\x1f`)
+				case inClass:
+					b.WriteString(`\S`)
+				case p[i+1] == 's':
+					b.WriteString(`[\s\x1c-\x1f]`)
+				default:
+					b.WriteString(`[^\s\x1c-\x1f]`)
+				}
 			case w > 0 && !inClass && dotnetRef(groups, n) != "":
 				b.WriteString(`\k<` + dotnetRef(groups, n) + `>`)
 				i += w - 1
