@@ -34,7 +34,9 @@ const serveUsage = `usage: edgeban serve [-c CONFDIR] [--socket PATH] [--db PATH
 Runs the jails of a fail2ban configuration (the fail2ban-server of
 edgeban): follows their logs, bans through their actions, keeps the bans
 in its database, and answers edgeban status, set, unban... on its control
-socket. It refuses to start on a configuration error. SIGTERM or
+socket. It refuses to start on a configuration error. SIGHUP or
+"edgeban reload" reads the configuration again and restarts the jails
+that changed (a configuration error then changes nothing). SIGTERM or
 "edgeban stop" stops it, stopping the actions as fail2ban does; the bans
 stay in the database and are restored at the next start.
 
@@ -110,6 +112,22 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-hup:
+				// What Reload did, or why it changed nothing, is in its log.
+				if _, err := d.Reload("", false); err != nil {
+					log.Error("SIGHUP", "err", err)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	go ctl.Serve(ctx)
 	defer ctl.Close()
 	log.Info(fmt.Sprintf("edgeban %s started: jails %s, socket %s, database %s", version, strings.Join(d.Jails(), ", "), *socket, *dbPath))
@@ -153,6 +171,7 @@ func clientCommand(name string) func(ctx context.Context, c *cli, args []string)
 		asJSON := fs.Bool("json", false, "print the daemon's answer as JSON")
 		withTime := fs.Bool("with-time", false, "get JAIL banip: show each ban's times")
 		all := fs.Bool("all", false, "unban: every address of every jail")
+		restart := fs.Bool("restart", false, "reload: restart the jails even if unchanged")
 		// Flags may follow the words, as in fail2ban-client.
 		var words []string
 		for rest := args; len(rest) > 0; {
@@ -171,6 +190,9 @@ func clientCommand(name string) func(ctx context.Context, c *cli, args []string)
 		}
 		if *all {
 			words = append(words, "--all")
+		}
+		if *restart {
+			words = append(words, "--restart")
 		}
 		path := *socket
 		if path == "" {
@@ -236,6 +258,19 @@ func printAnswer(w io.Writer, name string, words []string, res json.RawMessage, 
 			fmt.Fprintf(tw, "%s\t%s + %s = %s\n", b.IP, b.At.Local().Format("2006-01-02 15:04:05"), b.End.Sub(b.At).Round(time.Second), end)
 		}
 		tw.Flush()
+	case name == "reload":
+		var r daemon.ReloadResult
+		if err := json.Unmarshal(res, &r); err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			what  string
+			jails []string
+		}{{"started", r.Started}, {"restarted", r.Restarted}, {"stopped", r.Stopped}, {"unchanged", r.Kept}} {
+			if len(l.jails) > 0 {
+				fmt.Fprintf(w, "%s: %s\n", l.what, strings.Join(l.jails, " "))
+			}
+		}
 	case name == "banned":
 		var m map[string][]string
 		if err := json.Unmarshal(res, &m); err != nil {

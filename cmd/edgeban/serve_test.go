@@ -117,6 +117,25 @@ func TestServeEndToEnd(t *testing.T) {
 	if out, err := exec.Command(bin, "set", "app", "unbanip", "203.0.113.99", "--socket", sock).CombinedOutput(); err == nil || !strings.Contains(string(out), "not banned") {
 		t.Fatalf("unban of an address not banned: %v\n%s", err, out)
 	}
+	// A jail added to jail.local starts on SIGHUP; the running one goes on.
+	local := files["jail.local"] + "[other]\nenabled = true\nfilter = app\nlogpath = " + filepath.Join(dir, "other.log") + "\naction = note\n"
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(local), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.Process.Signal(syscall.SIGHUP)
+	waitFor(t, "the jail added by SIGHUP", 10*time.Second, func() bool {
+		out, _ := exec.Command(bin, "status", "--socket", sock).CombinedOutput()
+		return strings.Contains(string(out), "Jail list:\tapp, other")
+	})
+	if out := run(t, bin, "", "reload", "--socket", sock); out != "unchanged: app other\n" {
+		t.Fatalf("reload:\n%s", out)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[app\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command(bin, "reload", "--socket", sock).CombinedOutput(); err == nil || !strings.Contains(string(out), "jail.local:1") {
+		t.Fatalf("reload of a broken configuration: %v\n%s", err, out)
+	}
 	run(t, bin, "", "stop", "--socket", sock)
 	done := make(chan error, 1)
 	go func() { done <- d.Wait() }()

@@ -5,6 +5,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -21,13 +24,26 @@ import (
 	"github.com/edgeban/edgeban/internal/store"
 )
 
-// Daemon is a set of running jails.
+// Daemon is a set of running jails, which a reload changes.
 type Daemon struct {
-	jails  []*jail.Jail
-	byName map[string]*jail.Jail
-	log    *slog.Logger
-	quit   chan struct{} // closed by the stop command
-	once   sync.Once
+	dir  string
+	opts Options
+	quit chan struct{} // closed by the stop command
+	once sync.Once
+
+	mu      sync.Mutex // guards what follows
+	jails   []*running // in configuration order
+	runCtx  context.Context
+	stopped bool // Run has returned: nothing more starts
+}
+
+// running is a jail with what started it and what stops it.
+type running struct {
+	*jail.Jail
+	fingerprint string             // what the jail was built from
+	cancel      context.CancelFunc // stops it; nil until started
+	done        chan struct{}      // closed when its Run has returned
+	err         error              // what its Run returned, once done is closed
 }
 
 // Options are what the daemon needs beyond the configuration.
@@ -47,24 +63,35 @@ func Load(dir string, opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	jails, err := config.ReadJails(dir)
+	d := &Daemon{dir: dir, opts: opts, quit: make(chan struct{})}
+	jails, err := d.build()
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{byName: map[string]*jail.Jail{}, log: opts.Log, quit: make(chan struct{})}
+	d.jails = jails
+	return d, nil
+}
+
+// build reads the configuration and builds its enabled jails, not yet
+// started.
+func (d *Daemon) build() ([]*running, error) {
+	jails, err := config.ReadJails(d.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []*running
 	for _, jc := range config.EnabledJails(jails) {
-		j, err := buildJail(dir, jc, opts)
+		j, fp, err := buildJail(d.dir, jc, d.opts)
 		if errors.Is(err, errJournal) {
-			opts.Log.Warn("jail skipped: it reads the systemd journal, which edgeban does not read yet", "jail", jc.Name, "err", err)
+			d.opts.Log.Warn("jail skipped: it reads the systemd journal, which edgeban does not read yet", "jail", jc.Name, "err", err)
 			continue
 		}
 		if err != nil {
 			return nil, err
 		}
-		d.jails = append(d.jails, j)
-		d.byName[jc.Name] = j
+		out = append(out, &running{Jail: j, fingerprint: fp})
 	}
-	return d, nil
+	return out, nil
 }
 
 var errJournal = errors.New("no log file, and the filter reads the journal")
@@ -84,21 +111,53 @@ func seconds(jc *config.Jail, opt string, def time.Duration) (time.Duration, err
 	return time.Duration(s * float64(time.Second)), nil
 }
 
-func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, error) {
+// buildJail builds the jail of jc, and its fingerprint: a digest of
+// everything it was built from (its options, its filter's and actions'
+// definitions as read, its log files), which tells a reload whether the
+// jail changed.
+func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, string, error) {
+	j, what, err := buildJailFrom(dir, jc, opts)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := json.Marshal(what)
+	if err != nil {
+		return nil, "", fmt.Errorf("jail %q: %w", jc.Name, err)
+	}
+	sum := sha256.Sum256(b)
+	return j, hex.EncodeToString(sum[:]), nil
+}
+
+// builtFrom is what a jail is built from, for its fingerprint.
+type builtFrom struct {
+	Options  map[string]string
+	Filter   *filter.Definition
+	Actions  []actionFrom
+	LogPaths []string
+}
+
+type actionFrom struct {
+	Name, File string
+	Commands   map[string]string
+	Params     map[string]string
+}
+
+func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, builtFrom, error) {
+	var what builtFrom
 	if strings.HasPrefix(jc.Backend, "systemd") {
-		return nil, fmt.Errorf("jail %q: %w (backend %s)", jc.Name, errJournal, jc.Backend)
+		return nil, what, fmt.Errorf("jail %q: %w (backend %s)", jc.Name, errJournal, jc.Backend)
 	}
 	def, err := filter.Load(dir, jc.Options["filter"], filter.LoadOptions{Backend: jc.Backend})
 	if err != nil {
-		return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
+		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
 	f, err := filter.New(def, filter.Config{Location: time.Local})
 	if err != nil {
-		return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
+		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
 	paths, missing, err := jc.LogFiles()
 	if err != nil {
-		return nil, err
+		return nil, what, err
 	}
 	for _, pattern := range missing {
 		if !strings.ContainsAny(pattern, "*?[") {
@@ -107,38 +166,40 @@ func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, error) {
 	}
 	if len(paths) == 0 {
 		if jc.Backend == "auto" && len(def.JournalMatch) > 0 {
-			return nil, fmt.Errorf("jail %q: %w", jc.Name, errJournal)
+			return nil, what, fmt.Errorf("jail %q: %w", jc.Name, errJournal)
 		}
-		return nil, fmt.Errorf("jail %q: no log file for logpath %v", jc.Name, jc.LogPath)
+		return nil, what, fmt.Errorf("jail %q: no log file for logpath %v", jc.Name, jc.LogPath)
 	}
 	findtime, err := seconds(jc, "findtime", 10*time.Minute)
 	if err != nil {
-		return nil, err
+		return nil, what, err
 	}
 	bantime, err := seconds(jc, "bantime", 10*time.Minute)
 	if err != nil {
-		return nil, err
+		return nil, what, err
 	}
 	inc, err := jail.ParseIncrement(jc.Options)
 	if err != nil {
-		return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
+		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
 	ignore, err := jail.ParseIgnoreIP(jc.Options["ignoreip"])
 	if err != nil {
-		return nil, fmt.Errorf("%s: jail %q: %w", jc.Pos["ignoreip"], jc.Name, err)
+		return nil, what, fmt.Errorf("%s: jail %q: %w", jc.Pos["ignoreip"], jc.Name, err)
 	}
 	var actions []jail.Action
 	for _, spec := range jc.Actions {
 		ad, err := action.Load(dir, jc.Name, spec)
 		if err != nil {
-			return nil, err
+			return nil, what, err
 		}
 		sh, err := action.NewShell(ad)
 		if err != nil {
-			return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
+			return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 		}
 		actions = append(actions, sh)
+		what.Actions = append(what.Actions, actionFrom{Name: ad.Name, File: ad.File, Commands: ad.Commands, Params: ad.Params})
 	}
+	what.Options, what.Filter, what.LogPaths = jc.Options, def, paths
 	maxRetry := jc.MaxRetry
 	if maxRetry <= 0 {
 		maxRetry = 5
@@ -150,37 +211,173 @@ func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, error) {
 	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Poll: jc.Backend == "polling",
 		MaxRetry: maxRetry, FindTime: findtime, BanTime: bantime, MaxMatches: maxMatches,
 		Ignore: ignore, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
-		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), nil
+		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), what, nil
 }
 
 // Jails returns the names of the running jails, in configuration order.
 func (d *Daemon) Jails() []string {
-	var out []string
-	for _, j := range d.jails {
-		out = append(out, j.Name())
-	}
-	return out
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.namesLocked()
 }
 
 // Run runs every jail until ctx ends or a stop command comes, and
-// returns once they have all stopped (their actions stopped).
+// returns once they have all stopped (their actions stopped). Reload
+// changes the set of jails while it runs.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.mu.Lock()
+	d.runCtx = ctx
+	for _, j := range d.jails {
+		d.start(j)
+	}
+	d.mu.Unlock()
+	select {
+	case <-d.quit:
+	case <-ctx.Done():
+	}
+	d.mu.Lock()
+	d.stopped = true
+	jails := d.jails
+	d.mu.Unlock()
+	cancel()
+	var errs []error
+	for _, j := range jails {
+		errs = append(errs, j.wait())
+	}
+	return errors.Join(errs...)
+}
+
+// start runs j in a goroutine of its own; d.mu is held.
+func (d *Daemon) start(j *running) {
+	ctx, cancel := context.WithCancel(d.runCtx)
+	j.cancel, j.done = cancel, make(chan struct{})
 	go func() {
-		select {
-		case <-d.quit:
-			cancel()
-		case <-ctx.Done():
+		defer close(j.done)
+		j.err = j.Run(ctx)
+		if j.err != nil && ctx.Err() == nil {
+			d.opts.Log.Error("jail stopped", "jail", j.Name(), "err", j.err)
 		}
 	}()
-	var wg sync.WaitGroup
-	errs := make([]error, len(d.jails))
-	for i, j := range d.jails {
-		wg.Go(func() { errs[i] = j.Run(ctx) })
+}
+
+// stop stops j and waits until it has stopped (its actions stopped, its
+// log positions saved).
+func (j *running) stop() error {
+	j.cancel()
+	return j.wait()
+}
+
+// wait waits until j has stopped and returns what its Run returned.
+func (j *running) wait() error {
+	if j.done == nil {
+		return nil
 	}
-	wg.Wait()
-	return errors.Join(errs...)
+	<-j.done
+	return j.err
+}
+
+// Reload reads the configuration again and brings the running jails in
+// line with it, as fail2ban-client reload does: a jail no longer enabled
+// is stopped, a new one started, and one whose options, filter, actions
+// or log files changed is restarted (its bans stay, restored from the
+// store); an unchanged jail runs on untouched, keeping its failure
+// counts. With name set, only that jail is reloaded. With restart set,
+// the jails reloaded are restarted even if unchanged. A configuration
+// error changes nothing and is returned, naming the file and line.
+func (d *Daemon) Reload(name string, restart bool) (ReloadResult, error) {
+	var res ReloadResult
+	fresh, err := d.build()
+	if err != nil {
+		return res, fmt.Errorf("reload: %w (nothing changed)", err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.stopped {
+		return res, errors.New("reload: the daemon is stopping")
+	}
+	old := map[string]*running{}
+	for _, j := range d.jails {
+		old[j.Name()] = j
+	}
+	if name != "" {
+		var found *running
+		for _, j := range fresh {
+			if j.Name() == name {
+				found = j
+			}
+		}
+		if found == nil && old[name] == nil {
+			return res, fmt.Errorf("reload: unknown jail %q (jails: %s)", name, strings.Join(d.namesLocked(), ", "))
+		}
+		// The other jails stay as they are, in their places.
+		var keep []*running
+		for _, j := range d.jails {
+			if j.Name() != name {
+				keep = append(keep, j)
+			}
+		}
+		if found != nil {
+			keep = append(keep, found)
+		}
+		fresh = keep
+	}
+	next := make([]*running, 0, len(fresh))
+	inNext := map[string]bool{}
+	var errs []error
+	for _, j := range fresh {
+		inNext[j.Name()] = true
+		prev := old[j.Name()]
+		switch {
+		case prev == j: // another jail, kept as it runs
+		case prev != nil && prev.fingerprint == j.fingerprint && !restart:
+			j = prev
+			res.Kept = append(res.Kept, j.Name())
+		default:
+			if prev != nil {
+				if err := prev.stop(); err != nil {
+					errs = append(errs, fmt.Errorf("jail %q: %w", prev.Name(), err))
+				}
+				res.Restarted = append(res.Restarted, j.Name())
+			} else {
+				res.Started = append(res.Started, j.Name())
+			}
+			if d.runCtx != nil {
+				d.start(j)
+			}
+		}
+		next = append(next, j)
+	}
+	for _, j := range d.jails {
+		if !inNext[j.Name()] {
+			if err := j.stop(); err != nil {
+				errs = append(errs, fmt.Errorf("jail %q: %w", j.Name(), err))
+			}
+			res.Stopped = append(res.Stopped, j.Name())
+		}
+	}
+	d.jails = next
+	// The jails started are ready (their bans restored) before the
+	// answer, so that a command after it sees them whole.
+	for _, j := range next {
+		if j.done != nil {
+			select {
+			case <-j.Ready():
+			case <-j.done:
+			}
+		}
+	}
+	d.opts.Log.Info("reloaded", "started", res.Started, "restarted", res.Restarted, "stopped", res.Stopped, "kept", res.Kept)
+	return res, errors.Join(errs...)
+}
+
+// ReloadResult tells what a reload did to each jail.
+type ReloadResult struct {
+	Started   []string `json:"started,omitempty"`
+	Restarted []string `json:"restarted,omitempty"`
+	Stopped   []string `json:"stopped,omitempty"`
+	Kept      []string `json:"kept,omitempty"`
 }
 
 // Handle runs one control command, in fail2ban-client's grammar.
@@ -193,6 +390,19 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		return "shutting down", nil
 	case cmd == "status" && len(args) == 1:
 		return map[string]any{"jails": d.Jails()}, nil
+	case cmd == "reload":
+		restart, name := false, ""
+		for _, a := range args[1:] {
+			switch {
+			case a == "--restart":
+				restart = true
+			case name == "" && !strings.HasPrefix(a, "-"):
+				name = a
+			default:
+				return nil, fmt.Errorf("reload: unexpected %q (reload [--restart] [JAIL])", a)
+			}
+		}
+		return d.Reload(name, restart)
 	case cmd == "status" && len(args) == 2:
 		j, err := d.jail(args[1])
 		if err != nil {
@@ -229,7 +439,7 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		all := slices.Contains(args[1:], "--all")
 		n := 0
 		var errs []error
-		for _, j := range d.jails {
+		for _, j := range d.running() {
 			for _, b := range j.Status().Banned {
 				if all || slices.Contains(args[1:], b.IP) {
 					if err := j.UnbanIP(ctx, b.IP); err != nil {
@@ -246,7 +456,7 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		return n, errors.Join(errs...)
 	case cmd == "banned":
 		out := map[string][]string{}
-		for _, j := range d.jails {
+		for _, j := range d.running() {
 			for _, b := range j.Status().Banned {
 				if len(args) == 1 || slices.Contains(args[1:], b.IP) {
 					out[j.Name()] = append(out[j.Name()], b.IP)
@@ -258,13 +468,36 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (try: ping, status [JAIL], set JAIL banip|unbanip IP..., get JAIL banip, unban IP...|--all, banned [IP...], stop)", strings.Join(args, " "))
+	return nil, fmt.Errorf("unknown command %q (try: ping, status [JAIL], set JAIL banip|unbanip IP..., get JAIL banip, unban IP...|--all, banned [IP...], reload [--restart] [JAIL], stop)", strings.Join(args, " "))
 }
 
 func (d *Daemon) jail(name string) (*jail.Jail, error) {
-	j, ok := d.byName[name]
-	if !ok {
-		return nil, fmt.Errorf("unknown jail %q (jails: %s)", name, strings.Join(d.Jails(), ", "))
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, j := range d.jails {
+		if j.Name() == name {
+			return j.Jail, nil
+		}
 	}
-	return j, nil
+	return nil, fmt.Errorf("unknown jail %q (jails: %s)", name, strings.Join(d.namesLocked(), ", "))
+}
+
+// running returns the jails as they are now.
+func (d *Daemon) running() []*jail.Jail {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]*jail.Jail, len(d.jails))
+	for i, j := range d.jails {
+		out[i] = j.Jail
+	}
+	return out
+}
+
+// namesLocked returns the jails' names; d.mu is held.
+func (d *Daemon) namesLocked() []string {
+	out := make([]string, len(d.jails))
+	for i, j := range d.jails {
+		out[i] = j.Name()
+	}
+	return out
 }

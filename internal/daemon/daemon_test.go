@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -121,5 +122,89 @@ func TestHandleGrammar(t *testing.T) {
 	}
 	if v, _ := d.Handle(ctx, []string{"banned"}); len(v.(map[string][]string)) != 0 {
 		t.Errorf("banned after unban --all: %v", v)
+	}
+}
+
+// TestReload runs a daemon through a series of configuration changes,
+// each followed by a reload, and checks what each did to the jails and
+// that bans survive a jail's restart.
+func TestReload(t *testing.T) {
+	const (
+		app   = "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = $DIR/app.log\n"
+		other = "[other]\nenabled = true\nfilter = app\naction = note\nlogpath = $DIR/other.log\n"
+	)
+	dir := writeConf(t, map[string]string{
+		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"action.d/note.conf": "[Definition]\nactionstart = echo start <name> >> $DIR/calls\nactionban = true\nactionstop = echo stop <name> >> $DIR/calls\n",
+		"jail.local":         app,
+	})
+	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	if _, err := d.Handle(ctx, []string{"set", "app", "banip", "192.0.2.1"}); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		name    string
+		local   string // jail.local before the reload; "" keeps it
+		args    []string
+		want    ReloadResult
+		jails   string
+		wantErr string
+	}{
+		{"nothing changed", "", []string{"reload"}, ReloadResult{Kept: []string{"app"}}, "app", ""},
+		{"a jail added", app + other, []string{"reload"}, ReloadResult{Started: []string{"other"}, Kept: []string{"app"}}, "app,other", ""},
+		{"a jail changed", strings.Replace(app, "enabled", "bantime = 1h\nenabled", 1) + other, []string{"reload"},
+			ReloadResult{Restarted: []string{"app"}, Kept: []string{"other"}}, "app,other", ""},
+		{"one jail restarted by name", "", []string{"reload", "--restart", "other"}, ReloadResult{Restarted: []string{"other"}}, "app,other", ""},
+		{"a syntax error changes nothing", "[app\nenabled = true\n", []string{"reload"}, ReloadResult{}, "app,other", "jail.local:1"},
+		{"an unknown jail", app + other, []string{"reload", "nosuch"}, ReloadResult{}, "app,other", `unknown jail "nosuch"`},
+		{"a jail disabled", strings.Replace(app, "enabled = true", "enabled = false", 1) + other, []string{"reload"},
+			ReloadResult{Stopped: []string{"app"}, Kept: []string{"other"}}, "other", ""},
+		{"enabled again", app + other, []string{"reload", "app"}, ReloadResult{Started: []string{"app"}}, "other,app", ""},
+	}
+	for _, st := range steps {
+		if st.local != "" {
+			if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte(strings.ReplaceAll(st.local, "$DIR", dir)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res, err := d.Handle(ctx, st.args)
+		if st.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), st.wantErr) {
+				t.Fatalf("%s: error %v, want %q", st.name, err, st.wantErr)
+			}
+		} else if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		} else if got := res.(ReloadResult); !reflect.DeepEqual(got, st.want) {
+			t.Fatalf("%s: %+v, want %+v", st.name, got, st.want)
+		}
+		if got := strings.Join(d.Jails(), ","); got != st.jails {
+			t.Fatalf("%s: jails %s, want %s", st.name, got, st.jails)
+		}
+		// The ban made at the start lives through every restart of app.
+		if v, _ := d.Handle(ctx, []string{"banned", "192.0.2.1"}); strings.Contains(st.jails, "app") && len(v.(map[string][]string)["app"]) != 1 {
+			t.Fatalf("%s: the ban was lost: %v", st.name, v)
+		}
+	}
+	calls, _ := os.ReadFile(filepath.Join(dir, "calls"))
+	want := "start app\nstart other\nstop app\nstart app\nstop other\nstart other\nstop app\nstart app\n"
+	if string(calls) != want {
+		t.Fatalf("action calls:\n%s\nwant:\n%s", calls, want)
 	}
 }

@@ -106,6 +106,9 @@ type lineEvent struct {
 func (j *Jail) Run(ctx context.Context) error {
 	for _, a := range j.s.Actions {
 		if err := a.Start(ctx); err != nil {
+			if ctx.Err() != nil {
+				return nil // stopped while starting: not a failure
+			}
 			return fmt.Errorf("jail %q: start: %w", j.s.Name, err)
 		}
 	}
@@ -241,6 +244,10 @@ func (j *Jail) handleLine(ctx context.Context, l source.Line) {
 		}
 	}
 }
+
+// Ready is closed once Run has restored the jail's bans and follows its
+// logs.
+func (j *Jail) Ready() <-chan struct{} { return j.ready }
 
 // waitReady waits until Run has restored the jail's bans, so that a
 // command does not race the restore.
