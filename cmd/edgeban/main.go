@@ -45,6 +45,7 @@ func commands() []command {
 		{"unban", "unban addresses in every jail: unban IP... | --all", clientCommand("unban")},
 		{"banned", "list the bans of every jail, or of some addresses: banned [IP...]", clientCommand("banned")},
 		{"reload", "read the configuration again, restarting the jails that changed: reload [--restart] [JAIL]", clientCommand("reload")},
+		{"flushlogs", "open the daemon's log file again, after logrotate moved it", clientCommand("flushlogs")},
 		{"ping", "check that the daemon answers", clientCommand("ping")},
 		{"stop", "stop the daemon", clientCommand("stop")},
 		{"import-fail2ban-db", "copy the bans and ban records of fail2ban's database into edgeban's", runImportFail2banDB},

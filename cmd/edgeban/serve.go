@@ -71,7 +71,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	if *dbPath == "" {
 		*dbPath = srv.DBFile
 	}
-	logOut, closeLog, err := openLogTarget(srv.LogTarget, c.stderr)
+	logOut, reopenLog, closeLog, err := openLogTarget(srv.LogTarget, c.stderr)
 	if err != nil {
 		return err
 	}
@@ -94,7 +94,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer db.Close()
-	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches,
+	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches, FlushLogs: reopenLog,
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)
 		},
@@ -145,21 +145,19 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 
 // openLogTarget opens fail2ban's logtarget: STDOUT, STDERR, or a file
 // (SYSLOG and SYSTEMD-JOURNAL write to stderr, which systemd collects).
-func openLogTarget(target string, stderr io.Writer) (io.Writer, func(), error) {
+// reopen opens a file target again after logrotate (flushlogs).
+func openLogTarget(target string, stderr io.Writer) (w io.Writer, reopen func() error, closeFn func(), err error) {
 	switch strings.ToUpper(target) {
 	case "STDOUT":
-		return os.Stdout, func() {}, nil
+		return os.Stdout, func() error { return nil }, func() {}, nil
 	case "STDERR", "SYSLOG", "SYSTEMD-JOURNAL", "":
-		return stderr, func() {}, nil
+		return stderr, func() error { return nil }, func() {}, nil
 	}
-	if err := os.MkdirAll(filepath.Dir(target), 0o755); err != nil {
-		return nil, nil, fmt.Errorf("logtarget: %w", err)
-	}
-	f, err := os.OpenFile(target, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	f, err := logtarget.OpenFile(target)
 	if err != nil {
-		return nil, nil, fmt.Errorf("logtarget: %w", err)
+		return nil, nil, nil, err
 	}
-	return f, func() { f.Close() }, nil
+	return f, f.Reopen, func() { f.Close() }, nil
 }
 
 // clientCommand is a command the CLI sends to the daemon.

@@ -41,37 +41,8 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "-c", dir, "--socket", sock)
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() {
-			if cmd.ProcessState == nil {
-				cmd.Process.Kill()
-				cmd.Wait()
-			}
-		})
-		waitFor(t, "the daemon's socket", 10*time.Second, func() bool {
-			return exec.Command(bin, "ping", "--socket", sock).Run() == nil
-		})
-		return cmd
-	}
-	stop := func(cmd *exec.Cmd) {
-		cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan error, 1)
-		go func() { done <- cmd.Wait() }()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Fatalf("serve exited: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatal("serve did not stop on SIGTERM")
-		}
-	}
+	start := func() *exec.Cmd { return startServe(t, bin, dir, sock) }
+	stop := func(cmd *exec.Cmd) { stopServe(t, cmd) }
 	appendLog := func(lines ...string) {
 		f, err := os.OpenFile(logPath, os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
 		if err != nil {
@@ -151,5 +122,44 @@ func TestServeEndToEnd(t *testing.T) {
 	logb, _ := os.ReadFile(filepath.Join(dir, "edgeban.log"))
 	if !strings.Contains(string(logb), "fail2ban.actions        [") || !strings.Contains(string(logb), "NOTICE  [app] Ban 192.0.2.7") {
 		t.Fatalf("log target:\n%s", logb)
+	}
+}
+
+// startServe starts edgeban serve on the configuration in dir and waits
+// until its socket answers; the test's end kills it if it still runs.
+func startServe(t *testing.T, bin, dir, sock string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(bin, "serve", "-c", dir, "--socket", sock)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+		}
+	})
+	waitFor(t, "the daemon's socket", 10*time.Second, func() bool {
+		return exec.Command(bin, "ping", "--socket", sock).Run() == nil
+	})
+	return cmd
+}
+
+// stopServe stops a daemon with SIGTERM, as systemd does, and fails the
+// test unless it exits cleanly within 10 s.
+func stopServe(t *testing.T, cmd *exec.Cmd) {
+	t.Helper()
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve exited: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("serve did not stop on SIGTERM")
 	}
 }

@@ -53,6 +53,9 @@ type Options struct {
 	MaxMatches int // dbmaxmatches
 	OnBan      func(jail, ip string, restored bool)
 	OnUnban    func(jail, ip string, restored bool)
+	// FlushLogs opens the daemon's log file again, after logrotate moved
+	// it (the flushlogs command); nil: the command does nothing.
+	FlushLogs func() error
 }
 
 // Load builds the enabled jails of the configuration in dir. A jail that
@@ -390,6 +393,13 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		return "shutting down", nil
 	case cmd == "status" && len(args) == 1:
 		return map[string]any{"jails": d.Jails()}, nil
+	case cmd == "flushlogs" && len(args) == 1:
+		if d.opts.FlushLogs != nil {
+			if err := d.opts.FlushLogs(); err != nil {
+				return nil, err
+			}
+		}
+		return "rolled over", nil
 	case cmd == "reload":
 		restart, name := false, ""
 		for _, a := range args[1:] {
@@ -468,7 +478,7 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		}
 		return out, nil
 	}
-	return nil, fmt.Errorf("unknown command %q (try: ping, status [JAIL], set JAIL banip|unbanip IP..., get JAIL banip, unban IP...|--all, banned [IP...], reload [--restart] [JAIL], stop)", strings.Join(args, " "))
+	return nil, fmt.Errorf("unknown command %q (try: ping, status [JAIL], set JAIL banip|unbanip IP..., get JAIL banip, unban IP...|--all, banned [IP...], reload [--restart] [JAIL], flushlogs, stop)", strings.Join(args, " "))
 }
 
 func (d *Daemon) jail(name string) (*jail.Jail, error) {

@@ -12,6 +12,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -136,4 +138,63 @@ func Ban(ctx context.Context, l *slog.Logger, jail, ip string, restored bool) {
 // Unban logs an unban as fail2ban's actions logger does.
 func Unban(ctx context.Context, l *slog.Logger, jail, ip string) {
 	l.Log(ctx, LevelNotice, fmt.Sprintf("[%s] Unban %s", jail, ip), LoggerKey, "fail2ban.actions")
+}
+
+// File is a log file that can be opened again after logrotate moved it
+// away (fail2ban-client flushlogs), so that the daemon writes to the new
+// file rather than on into the rotated one.
+type File struct {
+	path string
+	mu   sync.Mutex
+	f    *os.File
+}
+
+// OpenFile opens path for appending, creating it and its directory.
+func OpenFile(path string) (*File, error) {
+	lf := &File{path: path}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("logtarget: %w", err)
+	}
+	f, err := lf.open()
+	if err != nil {
+		return nil, err
+	}
+	lf.f = f
+	return lf, nil
+}
+
+func (lf *File) open() (*os.File, error) {
+	f, err := os.OpenFile(lf.path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("logtarget: %w", err)
+	}
+	return f, nil
+}
+
+// Write appends p to the file.
+func (lf *File) Write(p []byte) (int, error) {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return lf.f.Write(p)
+}
+
+// Reopen opens the file's path again and writes there from now on; on
+// an error the old file stays in use.
+func (lf *File) Reopen() error {
+	f, err := lf.open()
+	if err != nil {
+		return err
+	}
+	lf.mu.Lock()
+	old := lf.f
+	lf.f = f
+	lf.mu.Unlock()
+	return old.Close()
+}
+
+// Close closes the file.
+func (lf *File) Close() error {
+	lf.mu.Lock()
+	defer lf.mu.Unlock()
+	return lf.f.Close()
 }

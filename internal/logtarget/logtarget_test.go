@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -73,5 +74,60 @@ func TestRecidiveReadsOurLog(t *testing.T) {
 		if !slices.Equal(got, want) {
 			t.Errorf("%s recidive filter found %v, want %v\nlog:\n%s", name, got, want, buf.String())
 		}
+	}
+}
+
+// TestFileReopen rotates the log file as logrotate does (rename, then
+// flushlogs) and checks that no line is lost and that the lines after
+// the reopen go to the new file.
+func TestFileReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "edgeban.log")
+	f, err := OpenFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	l := slog.New(NewHandler(f, 1, slog.LevelInfo))
+	Ban(context.Background(), l, "sshd", "192.0.2.1", false)
+	if err := os.Rename(path, path+".1"); err != nil {
+		t.Fatal(err)
+	}
+	Ban(context.Background(), l, "sshd", "192.0.2.2", false) // still into the moved file
+	if err := f.Reopen(); err != nil {
+		t.Fatal(err)
+	}
+	Ban(context.Background(), l, "sshd", "192.0.2.3", false)
+	for _, tt := range []struct {
+		path string
+		want []string
+	}{
+		{path + ".1", []string{"192.0.2.1", "192.0.2.2"}},
+		{path, []string{"192.0.2.3"}},
+	} {
+		b, err := os.ReadFile(tt.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+			got = append(got, line[strings.LastIndex(line, " ")+1:])
+		}
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("%s: bans %v, want %v", tt.path, got, tt.want)
+		}
+	}
+	// A path that cannot be opened: an error, and the old file stays.
+	if err := os.Rename(path, path+".2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(path, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Reopen(); err == nil {
+		t.Error("Reopen of a directory: no error")
+	}
+	Ban(context.Background(), l, "sshd", "192.0.2.4", false)
+	if b, _ := os.ReadFile(path + ".2"); !strings.Contains(string(b), "192.0.2.4") {
+		t.Errorf("after a failed reopen the line went elsewhere:\n%s", b)
 	}
 }
