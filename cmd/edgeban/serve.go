@@ -94,6 +94,11 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer db.Close()
+	unlock, err := db.LockDaemon()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches, FlushLogs: reopenLog,
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)

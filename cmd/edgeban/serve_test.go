@@ -163,3 +163,76 @@ func stopServe(t *testing.T, cmd *exec.Cmd) {
 		t.Fatal("serve did not stop on SIGTERM")
 	}
 }
+
+// TestServeRefuses checks that edgeban serve does not start on what it
+// cannot run safely, says why, and changes nothing: a broken
+// configuration, a database that is not one, and a database another
+// daemon is running on.
+func TestServeRefuses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin := edgebanBinary(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "edgeban.db")
+	good := map[string]string{
+		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"action.d/note.conf": "[Definition]\nactionban = true\n",
+		"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = " + filepath.Join(dir, "app.log") + "\n",
+		"edgeban.conf":       "[Definition]\ndbfile = " + db + "\n",
+	}
+	running := startServe(t, bin, writeConfDir(t, good), filepath.Join(dir, "running.sock"))
+	defer stopServe(t, running)
+	junk := filepath.Join(dir, "junk.db")
+	if err := os.WriteFile(junk, []byte(strings.Repeat("not a database ", 300)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// with is the good configuration with one file changed, on a
+	// database of its own.
+	with := func(name, content string) string {
+		files := map[string]string{"edgeban.conf": "[Definition]\ndbfile = " + filepath.Join(t.TempDir(), "e.db") + "\n"}
+		for k, v := range good {
+			if k != "edgeban.conf" {
+				files[k] = v
+			}
+		}
+		files[name] = content
+		return writeConfDir(t, files)
+	}
+	tests := []struct {
+		name string
+		conf string
+		args []string
+		want string
+	}{
+		{"a syntax error", with("jail.local", "[app]\nenabled = true\nfilter = app\n  continued without a key\n[app\n"), nil, "jail.local:"},
+		{"a bad option", with("jail.local", "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = /x\nmaxretry = many\n"), nil, `jail.local:6`},
+		{"a corrupt database", with("edgeban.conf", "[Definition]\ndbfile = "+junk+"\n"), nil, junk},
+		{"a database in use", writeConfDir(t, good), nil, "another edgeban serve is running on this database"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve", "-c", tt.conf, "--socket", filepath.Join(t.TempDir(), "s.sock")}, tt.args...)
+			cmd := exec.Command(bin, args...)
+			done := make(chan struct{})
+			var out []byte
+			var err error
+			go func() { out, err = cmd.CombinedOutput(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(20 * time.Second):
+				cmd.Process.Kill()
+				<-done
+				t.Fatalf("serve started:\n%s", out)
+			}
+			if err == nil || !strings.Contains(string(out), tt.want) {
+				t.Fatalf("serve: %v, want an error naming %q:\n%s", err, tt.want, out)
+			}
+		})
+	}
+	if b, _ := os.ReadFile(junk); string(b) != strings.Repeat("not a database ", 300) {
+		t.Error("the corrupt database was changed")
+	}
+	// The running daemon was not disturbed.
+	run(t, bin, "", "ping", "--socket", filepath.Join(dir, "running.sock"))
+}

@@ -121,6 +121,7 @@ type tailer struct {
 	cur     *file // nil while the path has no file
 	initial bool  // the first open is still to come
 	polling bool  // fsnotify could not be set up
+	warned  bool  // an open failed and was logged; cleared by a success
 }
 
 // file is an open file and how far it has been read.
@@ -317,12 +318,18 @@ func (t *tailer) open() error {
 			}
 			return nil
 		}
-		if initial {
+		// A file the daemon may not read yet (its mode, its owner) is
+		// waited for as a missing one is: fixing it needs no restart.
+		if initial && !errors.Is(err, fs.ErrPermission) {
 			return err
 		}
-		t.log.Warn("cannot open, will retry", "err", err)
+		if !t.warned {
+			t.log.Warn("cannot open, will retry when it changes", "err", err)
+			t.warned = true
+		}
 		return nil
 	}
+	t.warned = false
 	info, err := f.Stat()
 	if err == nil && info.IsDir() {
 		err = errors.New("is a directory")

@@ -7,11 +7,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -524,5 +527,82 @@ func BenchmarkLatency(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
+	}
+}
+
+// TestUnreadableFile follows a file the process may not read, then makes
+// it readable: its lines arrive without a restart. Root reads any file,
+// so as root the test runs itself again as nobody.
+func TestUnreadableFile(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t, "TestUnreadableFile")
+		return
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "test.log")
+			appendFile(t, path, "a1\n")
+			must(t, os.Chmod(path, 0))
+			if f, err := os.Open(path); err == nil {
+				f.Close()
+				t.Skip("needs a user that file modes apply to")
+			}
+			var logged bytes.Buffer
+			opts := m.opts
+			opts.Logger = slog.New(slog.NewTextHandler(&syncWriter{w: &logged}, nil))
+			f := startFollow(t, path, opts)
+			time.Sleep(50 * time.Millisecond)
+			must(t, os.Chmod(path, 0o644))
+			f.expect("a1")
+			appendFile(t, path, "a2\n")
+			f.expect("a2")
+			f.stop()
+			if n := strings.Count(logged.String(), "cannot open"); n != 1 {
+				t.Errorf("%d warnings, want 1:\n%s", n, logged.String())
+			}
+		})
+	}
+}
+
+// syncWriter serialises writes to w.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+// runAsNobody runs test again in a copy of the test binary as the user
+// nobody, and fails if it fails there.
+func runAsNobody(t *testing.T, test string) {
+	t.Helper()
+	exe, err := os.Executable()
+	must(t, err)
+	dir, err := os.MkdirTemp("", "source-nobody-")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	must(t, os.Chmod(dir, 0o755))
+	bin := filepath.Join(dir, "source.test")
+	b, err := os.ReadFile(exe)
+	must(t, err)
+	must(t, os.WriteFile(bin, b, 0o755))
+	tmp := filepath.Join(dir, "tmp")
+	must(t, os.Mkdir(tmp, 0o777))
+	must(t, os.Chmod(tmp, 0o777))
+	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = []string{"TMPDIR=" + tmp, "PATH=/usr/bin:/bin", "HOME=" + tmp}
+	cmd.Dir = tmp
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	t.Logf("as nobody:\n%s", out)
+	if err != nil {
+		t.Fatalf("as nobody: %v", err)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+test) {
+		t.Fatal("as nobody: the test did not pass")
 	}
 }

@@ -10,20 +10,35 @@ import (
 // ErrWorkerRunning is returned by LockWorker when another worker holds the lock.
 var ErrWorkerRunning = errors.New("another worker is running on this database")
 
+// ErrDaemonRunning is returned by LockDaemon when another daemon holds the lock.
+var ErrDaemonRunning = errors.New("another edgeban serve is running on this database")
+
 // LockWorker takes the database's single-worker lock, an flock(2) on a file
 // beside it, which the kernel releases when the process dies, however it
 // dies. It returns the function that releases it.
 func (db *DB) LockWorker() (unlock func(), err error) {
-	f, err := os.OpenFile(db.path+".worker", os.O_RDWR|os.O_CREATE, 0o600)
+	return db.lock(".worker", ErrWorkerRunning)
+}
+
+// LockDaemon takes the database's single-daemon lock, as LockWorker
+// does: two daemons on one database would both run every ban.
+func (db *DB) LockDaemon() (unlock func(), err error) {
+	return db.lock(".daemon", ErrDaemonRunning)
+}
+
+// lock takes an exclusive flock on the file beside the database with
+// suffix, or returns busy if another process holds it.
+func (db *DB) lock(suffix string, busy error) (unlock func(), err error) {
+	f, err := os.OpenFile(db.path+suffix, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return nil, fmt.Errorf("store: worker lock: %w", err)
+		return nil, fmt.Errorf("store: lock: %w", err)
 	}
 	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, ErrWorkerRunning
+			return nil, fmt.Errorf("store: %s: %w", db.path, busy)
 		}
-		return nil, fmt.Errorf("store: worker lock: %w", err)
+		return nil, fmt.Errorf("store: lock %s: %w", f.Name(), err)
 	}
 	return func() { f.Close() }, nil
 }
