@@ -44,7 +44,7 @@ var JailOptions = []string{
 	"enabled", "backend", "maxretry", "maxmatches", "findtime", "bantime",
 	"bantime.increment", "bantime.factor", "bantime.formula", "bantime.multipliers",
 	"bantime.maxtime", "bantime.rndtime", "bantime.overalljails",
-	"ignorecommand", "ignoreself", "ignoreip", "ignorecache",
+	"ignorecommand", "ignoreself", "ignoreip", "ignorecache", "usedns",
 	"filter", "logtimezone", "logencoding", "logpath", "action",
 }
 

@@ -4,6 +4,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -154,7 +155,15 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	if err != nil {
 		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
-	f, err := filter.New(def, filter.Config{Location: time.Local})
+	// The jail's usedns (jail.conf's [DEFAULT] sets warn), else the
+	// filter's, else fail2ban's default.
+	useDNS := cmp.Or(strings.TrimSpace(jc.Options["usedns"]), def.UseDNS, "warn")
+	switch useDNS {
+	case "yes", "warn", "no", "raw":
+	default:
+		return nil, what, fmt.Errorf("%s: jail %q: option \"usedns\": %q is not yes, warn, no or raw", jc.Pos["usedns"], jc.Name, useDNS)
+	}
+	f, err := filter.New(def, filter.Config{Location: time.Local, UseDNS: useDNS})
 	if err != nil {
 		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
@@ -185,9 +194,9 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	if err != nil {
 		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
-	ignore, err := jail.ParseIgnoreIP(jc.Options["ignoreip"])
+	ignore, err := ignoreRules(jc)
 	if err != nil {
-		return nil, what, fmt.Errorf("%s: jail %q: %w", jc.Pos["ignoreip"], jc.Name, err)
+		return nil, what, err
 	}
 	var actions []jail.Action
 	for _, spec := range jc.Actions {
@@ -213,8 +222,28 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	}
 	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Poll: jc.Backend == "polling",
 		MaxRetry: maxRetry, FindTime: findtime, BanTime: bantime, MaxMatches: maxMatches,
-		Ignore: ignore, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
+		Ignore: ignore, UseDNS: useDNS, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
 		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), what, nil
+}
+
+// ignoreRules reads a jail's ignore options: ignoreip, ignoreself
+// (default true, as in fail2ban), ignorecommand and ignorecache.
+func ignoreRules(jc *config.Jail) (*jail.IgnoreRules, error) {
+	list, err := jail.ParseIgnoreIP(jc.Options["ignoreip"])
+	if err != nil {
+		return nil, fmt.Errorf("%s: jail %q: %w", jc.Pos["ignoreip"], jc.Name, err)
+	}
+	self := true
+	if v := strings.TrimSpace(jc.Options["ignoreself"]); v != "" {
+		if self, err = config.ParseBool(v); err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option \"ignoreself\": %w", jc.Pos["ignoreself"], jc.Name, err)
+		}
+	}
+	cache, err := jail.ParseIgnoreCache(jc.Options["ignorecache"])
+	if err != nil {
+		return nil, fmt.Errorf("%s: jail %q: option \"ignorecache\": %w", jc.Pos["ignorecache"], jc.Name, err)
+	}
+	return &jail.IgnoreRules{List: list, Self: self, Command: strings.TrimSpace(jc.Options["ignorecommand"]), Cache: cache}, nil
 }
 
 // Jails returns the names of the running jails, in configuration order.

@@ -2,12 +2,15 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgeban/edgeban/internal/store"
 )
@@ -43,6 +46,9 @@ func TestLoad(t *testing.T) {
 		{"missing filter", "[app]\nenabled = true\nfilter = nosuch\nlogpath = $DIR/app.log\n", "", `jail "app"`},
 		{"bad bantime", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nbantime = soon\n", "", `jail.local:5: jail "app": option "bantime"`},
 		{"bad ignoreip", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignoreip = 10.0.0.0/40\n", "", `jail.local:5: jail "app"`},
+		{"bad usedns", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nusedns = maybe\n", "", `jail.local:5: jail "app": option "usedns"`},
+		{"bad ignoreself", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignoreself = perhaps\n", "", `jail.local:5: jail "app": option "ignoreself"`},
+		{"bad ignorecache", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignorecache = max-count=none\n", "", `jail.local:5: jail "app": option "ignorecache"`},
 		{"no log and no journal", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/none-*.log\n", "", "no log file"},
 	}
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"))
@@ -206,5 +212,93 @@ func TestReload(t *testing.T) {
 	want := "start app\nstart other\nstop app\nstart app\nstop other\nstart other\nstop app\nstart app\n"
 	if string(calls) != want {
 		t.Fatalf("action calls:\n%s\nwant:\n%s", calls, want)
+	}
+}
+
+// TestJailOptions runs a jail per case on a log of failures from one
+// host, written as a name or an address, and checks what it bans: the
+// wiring of usedns, ignoreself, ignoreip, ignorecommand and ignorecache
+// from the jail's options to the running jail.
+func TestJailOptions(t *testing.T) {
+	tests := []struct {
+		name    string
+		options string
+		host    string
+		want    string // the banned id, or "" for none
+	}{
+		{"an address", "ignoreself = false\n", "192.0.2.9", "192.0.2.9"},
+		{"usedns yes resolves", "usedns = yes\nignoreself = false\n", "localhost", "127.0.0.1"},
+		{"usedns raw keeps the name", "usedns = raw\n", "localhost", "localhost"},
+		{"usedns no drops names", "usedns = no\nignoreself = false\n", "localhost", ""},
+		{"ignoreself by default", "", "127.0.0.1", ""},
+		{"ignoreself after usedns", "usedns = yes\n", "localhost", ""},
+		{"ignoreip", "ignoreip = 192.0.2.0/24\n", "192.0.2.9", ""},
+		{"ignorecommand ignores", "ignorecommand = test <ip> = 192.0.2.9\n", "192.0.2.9", ""},
+		{"ignorecommand does not", "ignorecommand = test <ip> = 192.0.2.10\nignorecache = max-time=1h\n", "192.0.2.9", "192.0.2.9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := writeConf(t, map[string]string{
+				"filter.d/app.conf":  "[Definition]\nfailregex = ^\\s*fail from <HOST>$\n",
+				"action.d/note.conf": "[Definition]\nactionban = echo <ip> >> $DIR/bans\n",
+				"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nmaxretry = 2\nlogpath = $DIR/app.log\n" + tt.options,
+				"app.log":            "",
+			})
+			db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("Run: %v", err)
+				}
+			}()
+			// Once the jail is ready, it follows the log.
+			if _, err := d.Handle(ctx, []string{"get", "app", "banip"}); err != nil {
+				t.Fatal(err)
+			}
+			j, _ := d.jail("app")
+			<-j.Ready()
+			f, err := os.OpenFile(filepath.Join(dir, "app.log"), os.O_APPEND|os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Three failures, then a line from a host that is banned at
+			// once: when its ban shows, the lines before it were handled.
+			now := time.Now().Format("2006-01-02 15:04:05")
+			for _, h := range []string{tt.host, tt.host, tt.host, "203.0.113.1", "203.0.113.1"} {
+				fmt.Fprintf(f, "%s fail from %s\n", now, h)
+			}
+			f.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			var banned []string
+			for {
+				banned = nil
+				for _, b := range j.Status().Banned {
+					banned = append(banned, b.IP)
+				}
+				if slices.Contains(banned, "203.0.113.1") || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			want := []string{"203.0.113.1"}
+			if tt.want != "" {
+				want = append(want, tt.want)
+				slices.Sort(want)
+			}
+			if !slices.Equal(banned, want) {
+				t.Fatalf("banned %v, want %v", banned, want)
+			}
+		})
 	}
 }

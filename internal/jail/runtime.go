@@ -37,12 +37,17 @@ type Settings struct {
 	BanTime  time.Duration // < 0: permanent
 	// MaxMatches is how many log lines a failure keeps (dbmaxmatches).
 	MaxMatches int
-	Ignore     *IgnoreList // nil: none
-	Resolver   Resolver
-	Increment  Increment
-	Actions    []Action
-	Store      *store.DB
-	Log        *slog.Logger
+	Ignore     *IgnoreRules // nil: none
+	// Resolver looks host names up, for usedns and the ignore rules;
+	// nil: net.DefaultResolver.
+	Resolver Resolver
+	// UseDNS is the jail's usedns: "yes", "warn", "no" or "raw" (see
+	// ResolveID).
+	UseDNS    string
+	Increment Increment
+	Actions   []Action
+	Store     *store.DB
+	Log       *slog.Logger
 	// OnBan and OnUnban, when set, are told of each ban and unban after
 	// the actions ran (the daemon's log target, the CLI's waiters).
 	OnBan, OnUnban func(jail, ip string, restored bool)
@@ -215,32 +220,44 @@ func (j *Jail) handleLine(ctx context.Context, l source.Line) {
 		if fl.Time.Before(now.Add(-j.s.FindTime)) {
 			continue // fail2ban ignores failures older than findtime
 		}
-		if j.s.Ignore != nil && j.s.Ignore.Contains(ctx, fl.ID, j.s.Resolver) {
-			j.s.Log.Info("ignore", "ip", fl.ID)
+		if !fl.Resolve {
+			j.failure(ctx, fl.ID, fl, now)
 			continue
 		}
-		j.mu.Lock()
-		_, banned := j.bans[fl.ID]
-		j.total.failed++
-		j.mu.Unlock()
-		if banned {
-			continue
+		for _, id := range ResolveID(ctx, j.s.Log, j.s.Resolver, j.s.UseDNS, fl.ID) {
+			j.failure(ctx, id, fl, now)
 		}
-		count := 1
-		if j.s.Increment.Enabled {
-			if rec, ok, err := j.s.Store.LastBan(ctx, fl.ID, j.s.Name, j.s.Increment.OverallJails); err == nil && ok {
-				count = Boost(rec.BanCount, j.s.MaxRetry)
-			}
+	}
+}
+
+// failure counts one failure of id, unless the ignore rules say not to,
+// and bans id when it has reached maxretry.
+func (j *Jail) failure(ctx context.Context, id string, fl filter.Failure, now time.Time) {
+	if ignored, rule := j.s.Ignore.Ignored(ctx, j.s.Log, id, fl.Fields); ignored {
+		j.s.Log.Info("ignore", "ip", id, "by", rule)
+		return
+	}
+	j.mu.Lock()
+	_, banned := j.bans[id]
+	j.total.failed++
+	j.mu.Unlock()
+	if banned {
+		return
+	}
+	count := 1
+	if j.s.Increment.Enabled {
+		if rec, ok, err := j.s.Store.LastBan(ctx, id, j.s.Name, j.s.Increment.OverallJails); err == nil && ok {
+			count = Boost(rec.BanCount, j.s.MaxRetry)
 		}
-		j.mu.Lock()
-		j.failures.Add(fl.ID, fl.Time, count, fl.Matches)
-		f, ok := j.failures.ToBan(fl.ID)
-		j.mu.Unlock()
-		if ok {
-			t := action.Ticket{IP: fl.ID, Failures: f.Attempts, Matches: f.Matches, IPJailMatches: f.Matches, Fields: fl.Fields}
-			if err := j.ban(ctx, t, now); err != nil {
-				j.s.Log.Error("ban", "ip", fl.ID, "err", err)
-			}
+	}
+	j.mu.Lock()
+	j.failures.Add(id, fl.Time, count, fl.Matches)
+	f, ok := j.failures.ToBan(id)
+	j.mu.Unlock()
+	if ok {
+		t := action.Ticket{IP: id, Failures: f.Attempts, Matches: f.Matches, IPJailMatches: f.Matches, Fields: fl.Fields}
+		if err := j.ban(ctx, t, now); err != nil {
+			j.s.Log.Error("ban", "ip", id, "err", err)
 		}
 	}
 }

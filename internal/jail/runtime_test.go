@@ -68,7 +68,7 @@ func (tj *testJail) start(t *testing.T, bantime time.Duration) (*Jail, func()) {
 	}
 	ign, _ := ParseIgnoreIP("127.0.0.1/8")
 	j := New(Settings{Name: "sshd", Filter: f, LogPaths: []string{tj.log}, MaxRetry: 3, FindTime: 10 * time.Minute,
-		BanTime: bantime, MaxMatches: 5, Ignore: ign, Actions: actions, Store: tj.db, Log: slog.New(slog.DiscardHandler)})
+		BanTime: bantime, MaxMatches: 5, Ignore: &IgnoreRules{List: ign}, Actions: actions, Store: tj.db, Log: slog.New(slog.DiscardHandler)})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()
