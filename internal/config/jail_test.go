@@ -16,6 +16,7 @@ type goldenJail struct {
 	backend string
 	opts    map[string]string // set JAIL opt value
 	actions []string          // addaction names, in order
+	logs    []string          // addlogpath: "path head" or "path tail"
 }
 
 func readGolden(tb testing.TB) map[string]*goldenJail {
@@ -28,6 +29,9 @@ func readGolden(tb testing.TB) map[string]*goldenJail {
 		case cmd[0] == "set" && len(cmd) == 4 && cmd[2] == "addaction":
 			j := jails[cmd[1].(string)]
 			j.actions = append(j.actions, cmd[3].(string))
+		case cmd[0] == "set" && len(cmd) == 5 && cmd[2] == "addlogpath":
+			j := jails[cmd[1].(string)]
+			j.logs = append(j.logs, fmt.Sprint(cmd[3], " ", cmd[4]))
 		case cmd[0] == "set" && len(cmd) == 4:
 			j := jails[cmd[1].(string)]
 			j.opts[cmd[2].(string)] = fmt.Sprint(cmd[3])
@@ -56,7 +60,10 @@ func actionName(jail string, s Spec) string {
 // TestJailsGolden compares the jail-level settings read from fail2ban's
 // stock configuration, every jail enabled, with fail2ban's own reading
 // (fail2ban-client -d): backend, maxretry, maxmatches, findtime, bantime,
-// ignorecommand, logencoding and the action names in order. The filter's
+// ignorecommand, logencoding, usedns, the log files and the action names
+// in order. The dump lists only the log files that existed where it was
+// made (recidive's /var/log/fail2ban.log): each must be one a logpath
+// entry of the jail names, with its head or tail. The filter's
 // regexes and the actions' parameters are compared where the filter and
 // action definitions are read.
 func TestJailsGolden(t *testing.T) {
@@ -88,7 +95,24 @@ func TestJailsGolden(t *testing.T) {
 		}
 		check("maxretry", fmt.Sprint(j.MaxRetry))
 		check("maxmatches", fmt.Sprint(j.MaxMatches))
-		for _, opt := range []string{"findtime", "bantime", "ignorecommand", "logencoding"} {
+		for _, log := range g.logs {
+			path, mode, _ := strings.Cut(log, " ")
+			found := false
+			for _, e := range j.LogPath {
+				f := strings.Fields(e)
+				m := "head"
+				if len(f) > 1 {
+					m = f[1]
+				}
+				if ok, _ := filepath.Match(f[0], path); ok && m == mode {
+					found = true
+				}
+			}
+			if !found {
+				diffs = append(diffs, fmt.Sprintf("logpath %q, golden has %s", j.LogPath, log))
+			}
+		}
+		for _, opt := range []string{"findtime", "bantime", "ignorecommand", "logencoding", "usedns"} {
 			// The dump was made from a copy of the config in /tmp/f2bgold.
 			check(opt, strings.ReplaceAll(j.Options[opt], dir, "/tmp/f2bgold"))
 		}
