@@ -35,7 +35,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"demo", "show a wave of bans and unbans going through the outbox to a simulated Cloudflare", runDemo},
+		{"demo", "show the daemon banning a replayed attack, then a wave of bans going to a simulated Cloudflare", runDemo},
 		{"regex", "test a fail2ban filter against a log, as fail2ban-regex does", runRegex},
 		{"check", "check a fail2ban configuration (jails, filters, actions), as fail2ban-client -t does", runCheck},
 		{"serve", "run the jails of a fail2ban configuration (the daemon)", runServe},

@@ -1,7 +1,14 @@
-// Package demo is "edgeban demo": it starts the Cloudflare simulator on
-// loopback with faults switched on, pushes a wave of bans and then most of
-// their unbans through the durable outbox and the worker, and checks that
-// the simulator ends up holding exactly what should be banned.
+// Package demo is "edgeban demo", in two parts that need no root and no
+// credentials. The daemon part runs the daemon in process on the example
+// configuration (sshd, nginx-http-auth and recidive, see
+// github.com/edgeban/edgeban/config) in a directory of its own, replays
+// an attack log into the files its jails follow, shows each ban and unban
+// as it comes and what is banned where at the end, and checks that against
+// what the attack log implies. The Cloudflare part starts the Cloudflare
+// simulator on loopback with faults switched on, pushes a wave of bans and
+// then most of their unbans through the durable outbox and the worker,
+// and checks that the simulator ends up holding exactly what should be
+// banned.
 package demo
 
 import (
@@ -26,8 +33,8 @@ import (
 	"github.com/edgeban/edgeban/internal/store"
 )
 
-// Options configure a demo run.
-type Options struct {
+// CloudflareOptions configure the Cloudflare part of the demo.
+type CloudflareOptions struct {
 	ListIPs  int           // bans that go into the IP List
 	RuleIPs  int           // bans that become zone access rules
 	Keep     int           // of each kind, how many stay banned at the end
@@ -40,22 +47,24 @@ type Options struct {
 	Dir string
 }
 
-// DefaultOptions are the demo's: a few thousand bans, faults on.
-func DefaultOptions() Options {
-	return Options{
+// DefaultCloudflareOptions are the demo's: a couple of thousand bans,
+// faults on, in about 15 s.
+func DefaultCloudflareOptions() CloudflareOptions {
+	return CloudflareOptions{
 		// Access rules go one request each, paced within Cloudflare's
-		// 1,200 per 5 minutes: a few hundred fit in the demo's minute.
-		ListIPs: 3000, RuleIPs: 100, Keep: 50,
+		// 1,200 per 5 minutes (a burst of 50, then about 4 a second):
+		// some dozens fit in the part's share of the demo's minute.
+		ListIPs: 2000, RuleIPs: 40, Keep: 20,
 		Faults: cfsim.Faults{
-			Error5xx: 0.15, Applied5xx: 0.03, Burst429Every: 150, Burst429Len: 3,
+			Error5xx: 0.15, Applied5xx: 0.03, Burst429Every: 40, Burst429Len: 3,
 			Latency: 20 * time.Millisecond, Drop: 0.02, Malformed: 0.02,
 		},
-		Timeout: 55 * time.Second,
+		Timeout: 25 * time.Second,
 	}
 }
 
-// Result is what the demo measured.
-type Result struct {
+// CloudflareResult is what the Cloudflare part measured.
+type CloudflareResult struct {
 	Enqueued      int // bans and unbans written to the outbox
 	Delivered     int // entries brought in step with Cloudflare
 	Requests      int64
@@ -75,7 +84,7 @@ type Result struct {
 }
 
 // OK reports whether the simulator holds exactly what should be banned.
-func (r Result) OK() bool {
+func (r CloudflareResult) OK() bool {
 	return len(r.Missing) == 0 && len(r.Extra) == 0 && r.Duplicates == 0 && r.PendingAtExit == 0
 }
 
@@ -84,9 +93,9 @@ const (
 	listName  = "edgeban_demo"
 )
 
-// Run runs the demo.
-func Run(ctx context.Context, o Options) (Result, error) {
-	var res Result
+// RunCloudflare runs the Cloudflare part.
+func RunCloudflare(ctx context.Context, o CloudflareOptions) (CloudflareResult, error) {
+	var res CloudflareResult
 	start := time.Now()
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -336,7 +345,7 @@ func bar(w io.Writer, what string, done, total, failing int) {
 	fmt.Fprintf(w, "\r%-7s [%s%s] %5d/%-5d retrying %-4d", what, strings.Repeat("#", n), strings.Repeat(".", width-n), done, total, failing)
 }
 
-func (r Result) print(w io.Writer) {
+func (r CloudflareResult) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\noperations enqueued\t", r.Enqueued)
 	fmt.Fprintln(tw, "entries delivered\t", r.Delivered)

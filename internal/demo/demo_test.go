@@ -9,12 +9,13 @@ import (
 )
 
 func TestDemoSmallWave(t *testing.T) {
-	o := DefaultOptions()
+	t.Parallel()
+	o := DefaultCloudflareOptions()
 	o.ListIPs, o.RuleIPs, o.Keep = 300, 40, 20
 	o.Timeout = 90 * time.Second
 	var out bytes.Buffer
 	o.Out = &out
-	res, err := Run(context.Background(), o)
+	res, err := RunCloudflare(context.Background(), o)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
