@@ -13,15 +13,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/cloudflare"
 	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
-const (
-	defaultDB          = "/var/lib/edgeban/edgeban.db"
-	defaultCredentials = "/etc/edgeban/cloudflare.credentials"
-)
+const defaultDB = "/var/lib/edgeban/edgeban.db"
 
 func runCloudflare(ctx context.Context, c *cli, args []string) error {
 	subs := []command{
@@ -89,11 +87,7 @@ func (c *cli) addCFFlags(fs *flag.FlagSet, dest bool) *cfFlags {
 	fs.StringVar(&f.p.Email, "email", "", "account e-mail for the global API key (cfuser); without it the secret is an API token")
 	fs.StringVar(&f.p.TokenFile, "token-file", "", "file holding the secret, mode 0600 (cftoken_file)")
 	fs.BoolVar(&f.p.SecretStdin, "secret-stdin", false, "read the secret from the first line of standard input")
-	creds := ""
-	if _, err := os.Stat(defaultCredentials); err == nil {
-		creds = defaultCredentials
-	}
-	fs.StringVar(&f.p.Credentials, "credentials", creds, "credentials file with [profile] sections, mode 0600")
+	fs.StringVar(&f.p.Credentials, "credentials", action.CredentialsFile(), "credentials file with [profile] sections, mode 0600")
 	fs.StringVar(&f.p.Profile, "profile", "", "profile in the credentials file (cfprofile); default \"default\"")
 	return f
 }

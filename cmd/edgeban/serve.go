@@ -17,6 +17,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/control"
 	"github.com/edgeban/edgeban/internal/daemon"
@@ -100,6 +101,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	defer unlock()
 	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches, FlushLogs: reopenLog,
+		Cloudflare: daemon.CloudflareOptions{Credentials: action.CredentialsFile(), Getenv: c.getenv},
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)
 		},
@@ -218,20 +220,36 @@ func clientCommand(name string) func(ctx context.Context, c *cli, args []string)
 	}
 }
 
+// printCloudflare prints the Cloudflare destinations of a status.
+func printCloudflare(w io.Writer, dests []daemon.CloudflareState) {
+	for _, d := range dests {
+		fmt.Fprintf(w, "Cloudflare %s: %d live, %d bans and %d unbans to send", d.Where, d.Live, d.PendingBan, d.PendingUnban)
+		if d.Held > 0 {
+			fmt.Fprintf(w, ", %d held back (capacity)", d.Held)
+		}
+		fmt.Fprintln(w)
+		for _, f := range d.Failing {
+			fmt.Fprintf(w, "   ! failing, retried: %s\n", f)
+		}
+	}
+}
+
 // printAnswer prints the daemon's answer for a human.
 func printAnswer(w io.Writer, name string, words []string, res json.RawMessage, withTime bool) error {
 	switch {
 	case name == "status" && len(words) == 0:
-		var v struct{ Jails []string }
+		var v daemon.Status
 		if err := json.Unmarshal(res, &v); err != nil {
 			return err
 		}
 		fmt.Fprintf(w, "Status\n|- Number of jail:\t%d\n`- Jail list:\t%s\n", len(v.Jails), strings.Join(v.Jails, ", "))
+		printCloudflare(w, v.Cloudflare)
 	case name == "status":
-		var st jail.Status
+		var st daemon.JailStatus
 		if err := json.Unmarshal(res, &st); err != nil {
 			return err
 		}
+		defer printCloudflare(w, st.Cloudflare)
 		var ips []string
 		for _, b := range st.Banned {
 			ips = append(ips, b.IP)

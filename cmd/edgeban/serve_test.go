@@ -140,6 +140,9 @@ func startServe(t *testing.T, bin, dir, sock string) *exec.Cmd {
 			cmd.Process.Kill()
 			cmd.Wait()
 		}
+		if t.Failed() {
+			t.Logf("edgeban serve's output:\n%s", out.String())
+		}
 	})
 	waitFor(t, "the daemon's socket", 10*time.Second, func() bool {
 		return exec.Command(bin, "ping", "--socket", sock).Run() == nil

@@ -12,6 +12,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -19,6 +21,8 @@ import (
 	"time"
 
 	"github.com/edgeban/edgeban/internal/action"
+	"github.com/edgeban/edgeban/internal/cloudflare"
+	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/filter"
 	"github.com/edgeban/edgeban/internal/jail"
@@ -32,16 +36,65 @@ type Daemon struct {
 	quit chan struct{} // closed by the stop command
 	once sync.Once
 
-	mu      sync.Mutex // guards what follows
-	jails   []*running // in configuration order
-	runCtx  context.Context
-	stopped bool // Run has returned: nothing more starts
+	mu         sync.Mutex // guards what follows
+	jails      []*running // in configuration order
+	runCtx     context.Context
+	stopped    bool          // Run has returned: nothing more starts
+	workerDone chan struct{} // closed when the Cloudflare worker has stopped; nil: never started
+}
+
+// runWorker delivers the outbox to Cloudflare until ctx ends: the native
+// Cloudflare actions only write to the outbox. If an edgeban cloudflare
+// serve already works on the database, it delivers, and the daemon only
+// enqueues.
+func (d *Daemon) runWorker(ctx context.Context) {
+	db := d.opts.Store
+	unlock, err := db.LockWorker()
+	for i := 0; errors.Is(err, store.ErrWorkerRunning) && i < 20; i++ {
+		// A CLI call may be probing the lock for a moment.
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+		unlock, err = db.LockWorker()
+	}
+	if errors.Is(err, store.ErrWorkerRunning) {
+		d.opts.Log.Info("another Cloudflare worker runs on this database: it delivers the bans the daemon enqueues")
+		return
+	}
+	if err != nil {
+		d.opts.Log.Error("Cloudflare worker", "err", err)
+		return
+	}
+	defer unlock()
+	if n, err := db.ReleasePrefix(ctx, "worker:"); err != nil {
+		d.opts.Log.Error("Cloudflare worker", "err", err)
+		return
+	} else if n > 0 {
+		d.opts.Log.Info("took back the claims of a previous Cloudflare worker", "entries", n)
+	}
+	cf := d.opts.Cloudflare
+	hc := cf.HTTPClient
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: hc,
+		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Logger: d.opts.Log})
+	if err != nil {
+		d.opts.Log.Error("Cloudflare worker", "err", err)
+		return
+	}
+	if err := dl.Run(ctx); err != nil && ctx.Err() == nil {
+		d.opts.Log.Error("Cloudflare worker stopped", "err", err)
+	}
 }
 
 // running is a jail with what started it and what stops it.
 type running struct {
 	*jail.Jail
 	fingerprint string             // what the jail was built from
+	cloudflare  bool               // it has a native Cloudflare action
 	cancel      context.CancelFunc // stops it; nil until started
 	done        chan struct{}      // closed when its Run has returned
 	err         error              // what its Run returned, once done is closed
@@ -57,6 +110,26 @@ type Options struct {
 	// FlushLogs opens the daemon's log file again, after logrotate moved
 	// it (the flushlogs command); nil: the command does nothing.
 	FlushLogs func() error
+	// Cloudflare configures the native Cloudflare actions and their
+	// worker.
+	Cloudflare CloudflareOptions
+}
+
+// CloudflareOptions configure the native Cloudflare actions of a daemon
+// and the worker that delivers their bans.
+type CloudflareOptions struct {
+	// Credentials is the credentials file with [profile] sections; ""
+	// for none.
+	Credentials string
+	// Getenv reads CLOUDFLARE_API_TOKEN and the like; nil: none.
+	Getenv func(string) string
+	// HTTPClient makes the worker's requests; nil: a default client.
+	HTTPClient *http.Client
+	// RateLimit, RateWindow and RateBurst size the credential's request
+	// budget; zero takes delivery's defaults (under Cloudflare's limit).
+	RateLimit  int
+	RateWindow time.Duration
+	RateBurst  int
 }
 
 // Load builds the enabled jails of the configuration in dir. A jail that
@@ -85,7 +158,7 @@ func (d *Daemon) build() ([]*running, error) {
 	}
 	var out []*running
 	for _, jc := range config.EnabledJails(jails) {
-		j, fp, err := buildJail(d.dir, jc, d.opts)
+		j, fp, cf, err := buildJail(d.dir, jc, d.opts)
 		if errors.Is(err, errJournal) {
 			d.opts.Log.Warn("jail skipped: it reads the systemd journal, which edgeban does not read yet", "jail", jc.Name, "err", err)
 			continue
@@ -93,7 +166,7 @@ func (d *Daemon) build() ([]*running, error) {
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, &running{Jail: j, fingerprint: fp})
+		out = append(out, &running{Jail: j, fingerprint: fp, cloudflare: cf})
 	}
 	return out, nil
 }
@@ -119,25 +192,26 @@ func seconds(jc *config.Jail, opt string, def time.Duration) (time.Duration, err
 // everything it was built from (its options, its filter's and actions'
 // definitions as read, its log files), which tells a reload whether the
 // jail changed.
-func buildJail(dir string, jc *config.Jail, opts Options) (*jail.Jail, string, error) {
+func buildJail(dir string, jc *config.Jail, opts Options) (j *jail.Jail, fingerprint string, cloudflare bool, err error) {
 	j, what, err := buildJailFrom(dir, jc, opts)
 	if err != nil {
-		return nil, "", err
+		return nil, "", false, err
 	}
 	b, err := json.Marshal(what)
 	if err != nil {
-		return nil, "", fmt.Errorf("jail %q: %w", jc.Name, err)
+		return nil, "", false, fmt.Errorf("jail %q: %w", jc.Name, err)
 	}
 	sum := sha256.Sum256(b)
-	return j, hex.EncodeToString(sum[:]), nil
+	return j, hex.EncodeToString(sum[:]), what.Cloudflare, nil
 }
 
 // builtFrom is what a jail is built from, for its fingerprint.
 type builtFrom struct {
-	Options  map[string]string
-	Filter   *filter.Definition
-	Actions  []actionFrom
-	LogPaths []string
+	Cloudflare bool `json:"-"`
+	Options    map[string]string
+	Filter     *filter.Definition
+	Actions    []actionFrom
+	LogPaths   []string
 }
 
 type actionFrom struct {
@@ -200,6 +274,27 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	}
 	var actions []jail.Action
 	for _, spec := range jc.Actions {
+		native, err := action.IsCloudflare(spec)
+		if err != nil {
+			return nil, what, fmt.Errorf("%s: jail %q: option \"action\": %w", jc.Pos["action"], jc.Name, err)
+		}
+		if native {
+			cf, err := action.NewCloudflare(jc.Name, spec, action.CloudflareEnv{Outbox: delivery.NewOutbox(opts.Store),
+				Getenv: opts.Cloudflare.Getenv, Credentials: opts.Cloudflare.Credentials})
+			if err != nil {
+				return nil, what, fmt.Errorf("%s: jail %q: %w", jc.Pos["action"], jc.Name, err)
+			}
+			opts.Log.Info("action runs natively on edgeban's Cloudflare engine (no shell, no curl); native=false runs the action.d file instead",
+				"jail", jc.Name, "action", spec.Name)
+			actions = append(actions, cf)
+			params := map[string]string{}
+			for _, o := range spec.Options {
+				params[o.Key] = o.Value
+			}
+			what.Actions = append(what.Actions, actionFrom{Name: cf.Name(), File: spec.Name, Params: params})
+			what.Cloudflare = true
+			continue
+		}
 		ad, err := action.Load(dir, jc.Name, spec)
 		if err != nil {
 			return nil, what, err
@@ -212,6 +307,11 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 		what.Actions = append(what.Actions, actionFrom{Name: ad.Name, File: ad.File, Commands: ad.Commands, Params: ad.Params})
 	}
 	what.Options, what.Filter, what.LogPaths = jc.Options, def, paths
+	if what.Cloudflare {
+		// Cloudflare's own addresses are its proxies: banning one at
+		// Cloudflare bans nobody, or everybody.
+		ignore.Proxies, ignore.ProxyWarning = cloudflare.Ranges(), realIPWarning
+	}
 	maxRetry := jc.MaxRetry
 	if maxRetry <= 0 {
 		maxRetry = 5
@@ -225,6 +325,14 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 		Ignore: ignore, UseDNS: useDNS, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
 		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), what, nil
 }
+
+// realIPWarning is logged once by a jail that bans at Cloudflare when
+// most of its failures come from Cloudflare's addresses.
+const realIPWarning = "most failures of this jail come from Cloudflare's own addresses: the web server logs " +
+	"Cloudflare's proxy, not the client, so the attackers cannot be banned (Cloudflare's addresses never are). " +
+	"Restore the client's address in the server's log: nginx: real_ip_header CF-Connecting-IP; with set_real_ip_from for " +
+	"each of Cloudflare's ranges (edgeban cloudflare ips); Apache: mod_remoteip with RemoteIPHeader CF-Connecting-IP and " +
+	"RemoteIPTrustedProxy for the ranges"
 
 // ignoreRules reads a jail's ignore options: ignoreip, ignoreself
 // (default true, as in fail2ban), ignorecommand and ignorecache.
@@ -278,11 +386,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 	for _, j := range jails {
 		errs = append(errs, j.wait())
 	}
+	if d.workerDone != nil {
+		<-d.workerDone
+	}
 	return errors.Join(errs...)
 }
 
-// start runs j in a goroutine of its own; d.mu is held.
+// start runs j in a goroutine of its own, and the Cloudflare worker if
+// j is the first jail that needs it; d.mu is held.
 func (d *Daemon) start(j *running) {
+	if j.cloudflare && d.workerDone == nil {
+		d.workerDone = make(chan struct{})
+		go func() {
+			defer close(d.workerDone)
+			d.runWorker(d.runCtx)
+		}()
+	}
 	ctx, cancel := context.WithCancel(d.runCtx)
 	j.cancel, j.done = cancel, make(chan struct{})
 	go func() {
@@ -412,6 +531,59 @@ type ReloadResult struct {
 	Kept      []string `json:"kept,omitempty"`
 }
 
+// Status is the daemon's answer to "status".
+type Status struct {
+	Jails      []string          `json:"jails"`
+	Cloudflare []CloudflareState `json:"cloudflare,omitempty"`
+}
+
+// JailStatus is the daemon's answer to "status JAIL".
+type JailStatus struct {
+	jail.Status
+	Cloudflare []CloudflareState `json:"cloudflare,omitempty"`
+}
+
+// CloudflareState is one Cloudflare destination in a status: what is
+// live there, what is still to be sent, and what keeps failing.
+type CloudflareState struct {
+	Where        string   `json:"where"` // "zone example.com", "user", "list edgeban"...
+	Live         int      `json:"live"`
+	PendingBan   int      `json:"pending_ban"`
+	PendingUnban int      `json:"pending_unban"`
+	Held         int      `json:"held"`              // kept back by the capacity policy
+	Failing      []string `json:"failing,omitempty"` // "IP: last error", most recent first
+}
+
+// cloudflareStatus reports the outbox per destination; for a jail, only
+// the failures of its own bans are listed.
+func (d *Daemon) cloudflareStatus(ctx context.Context, jailName string) ([]CloudflareState, error) {
+	cf := d.opts.Cloudflare
+	rep, err := delivery.Status(ctx, d.opts.Store, cmp.Or(cf.RateLimit, 1150), cmp.Or(cf.RateWindow, 5*time.Minute), cmp.Or(cf.RateBurst, 50))
+	if err != nil {
+		return nil, fmt.Errorf("cloudflare status: %w", err)
+	}
+	var out []CloudflareState
+	for _, dr := range rep.Dests {
+		where := dr.Spec.Scope
+		switch dr.Spec.Scope {
+		case delivery.ScopeZone:
+			where += " " + dr.Spec.Zone
+		case delivery.ScopeAccount:
+			where += " " + dr.Spec.Account
+		case delivery.ScopeList:
+			where += " " + dr.Spec.List
+		}
+		st := CloudflareState{Where: where, Live: dr.Live, PendingBan: dr.PendingBan, PendingUnban: dr.PendingUnban, Held: dr.Held}
+		for _, e := range rep.Failing {
+			if e.Dest == dr.Dest.ID && (jailName == "" || e.Jail == jailName) {
+				st.Failing = append(st.Failing, e.Target+": "+e.LastError)
+			}
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // Handle runs one control command, in fail2ban-client's grammar.
 func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 	switch cmd := args[0]; {
@@ -421,7 +593,11 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		d.once.Do(func() { close(d.quit) })
 		return "shutting down", nil
 	case cmd == "status" && len(args) == 1:
-		return map[string]any{"jails": d.Jails()}, nil
+		cf, err := d.cloudflareStatus(ctx, "")
+		if err != nil {
+			return nil, err
+		}
+		return Status{Jails: d.Jails(), Cloudflare: cf}, nil
 	case cmd == "flushlogs" && len(args) == 1:
 		if d.opts.FlushLogs != nil {
 			if err := d.opts.FlushLogs(); err != nil {
@@ -447,7 +623,11 @@ func (d *Daemon) Handle(ctx context.Context, args []string) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return j.Status(), nil
+		cf, err := d.cloudflareStatus(ctx, args[1])
+		if err != nil {
+			return nil, err
+		}
+		return JailStatus{Status: j.Status(), Cloudflare: cf}, nil
 	case cmd == "set" && len(args) >= 4 && (args[2] == "banip" || args[2] == "unbanip"):
 		j, err := d.jail(args[1])
 		if err != nil {

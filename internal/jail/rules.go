@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgeban/edgeban/internal/action"
@@ -39,16 +40,34 @@ type IgnoreRules struct {
 	// Resolver looks up host names in List and, with Self, this host's
 	// names; nil: net.DefaultResolver.
 	Resolver Resolver
+	// Proxies are the networks of a reverse proxy in front of the
+	// service (Cloudflare's, for a jail that bans at Cloudflare): their
+	// addresses are never banned. When at least ProxyMin of the jail's
+	// failures, and half of them, come from there, the server logs the
+	// proxy's address instead of the client's, and ProxyWarning is
+	// logged, once.
+	Proxies      []netip.Prefix
+	ProxyWarning string
 
 	selfOnce sync.Once
 	self     map[netip.Addr]bool
+	seen     atomic.Int64 // failures checked
+	proxied  atomic.Int64 // of those, from Proxies
+	warned   atomic.Bool
 }
+
+// ProxyMin is how many failures from a proxy's addresses it takes before
+// a jail warns that its server does not log the real client.
+const ProxyMin = 10
 
 // Ignored reports whether the failure with id and the capture groups
 // fields is ignored, and by which rule ("" when not).
 func (r *IgnoreRules) Ignored(ctx context.Context, log *slog.Logger, id string, fields map[string]string) (bool, string) {
 	if r == nil {
 		return false, ""
+	}
+	if r.fromProxy(log, id) {
+		return true, "proxy"
 	}
 	var key string
 	if r.Cache != nil {
@@ -89,6 +108,30 @@ func (r *IgnoreRules) check(ctx context.Context, log *slog.Logger, id string, fi
 		}
 	}
 	return false, ""
+}
+
+// fromProxy reports whether id is an address of Proxies, and warns once
+// when such failures are many.
+func (r *IgnoreRules) fromProxy(log *slog.Logger, id string) bool {
+	if len(r.Proxies) == 0 {
+		return false
+	}
+	seen := r.seen.Add(1)
+	a, err := netip.ParseAddr(id)
+	if err != nil {
+		return false
+	}
+	a = a.Unmap().WithZone("")
+	for _, p := range r.Proxies {
+		if p.Contains(a) {
+			n := r.proxied.Add(1)
+			if n >= ProxyMin && 2*n >= seen && r.ProxyWarning != "" && r.warned.CompareAndSwap(false, true) {
+				log.Warn(r.ProxyWarning, "from_proxy", n, "failures", seen)
+			}
+			return true
+		}
+	}
+	return false
 }
 
 // isSelf reports whether id is one of this host's addresses: those of

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,49 @@ func TestResolveID(t *testing.T) {
 		if !slices.Equal(got, tt.want) || strings.Count(buf.String(), "level=WARN") != tt.warns {
 			t.Errorf("%s %s: %v, want %v; log:\n%s", tt.useDNS, tt.id, got, tt.want, buf.String())
 		}
+	}
+}
+
+// TestProxyWarning feeds failures from a proxy's network and from
+// clients: the proxy's addresses are never banned, and the warning comes
+// once, when ProxyMin of them are at least half of the failures.
+func TestProxyWarning(t *testing.T) {
+	tests := []struct {
+		name     string
+		proxied  int // failures from the proxy, after...
+		clients  int // ...failures from clients
+		wantWarn int
+	}{
+		{"few", ProxyMin - 1, 0, 0},
+		{"many", ProxyMin, 0, 1},
+		{"many more, still once", 5 * ProxyMin, 0, 1},
+		{"a minority", ProxyMin, 3 * ProxyMin, 0},
+		{"half", ProxyMin, ProxyMin, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &IgnoreRules{Proxies: []netip.Prefix{netip.MustParsePrefix("173.245.48.0/20"), netip.MustParsePrefix("2400:cb00::/32")},
+				ProxyWarning: "the server logs the proxy"}
+			var buf bytes.Buffer
+			log := slog.New(slog.NewTextHandler(&buf, nil))
+			for i := range tt.clients {
+				id := netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}).String()
+				if ignored, _ := r.Ignored(context.Background(), log, id, nil); ignored {
+					t.Fatalf("client %s ignored", id)
+				}
+			}
+			for i := range tt.proxied {
+				id := netip.AddrFrom4([4]byte{173, 245, 48, byte(i)}).String()
+				if i%2 == 1 {
+					id = "2400:cb00::" + strconv.Itoa(i)
+				}
+				if ignored, rule := r.Ignored(context.Background(), log, id, nil); !ignored || rule != "proxy" {
+					t.Fatalf("proxy address %s: %v %q", id, ignored, rule)
+				}
+			}
+			if n := strings.Count(buf.String(), "the server logs the proxy"); n != tt.wantWarn {
+				t.Fatalf("%d warnings, want %d:\n%s", n, tt.wantWarn, buf.String())
+			}
+		})
 	}
 }
