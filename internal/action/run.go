@@ -3,7 +3,6 @@ package action
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os/exec"
 	"regexp"
@@ -29,15 +28,16 @@ var (
 )
 
 // Script is a command ready to run: the shell script and the values it
-// reads as its positional arguments.
+// reads as its positional parameters, $1, $2...
 type Script struct {
 	Text string
 	Args []string
 }
 
-// Argv returns the command line that runs the script with sh.
+// Argv returns the command line that runs the script with sh ($0 is
+// "sh").
 func (s Script) Argv() []string {
-	return append([]string{"/bin/sh", "-c", s.Text}, s.Args...)
+	return append([]string{"/bin/sh", "-c", s.Text, "sh"}, s.Args...)
 }
 
 // Prepare replaces the tags of command with a ban's values, as fail2ban
@@ -93,7 +93,7 @@ func Prepare(command string, values, fields map[string]string) Script {
 	if len(names) > 0 {
 		var b strings.Builder
 		for i, n := range names {
-			fmt.Fprintf(&b, "%s=$%d ", n, i)
+			fmt.Fprintf(&b, "%s=$%d ", n, i+1)
 		}
 		b.WriteString("\n")
 		b.WriteString(text)
@@ -143,16 +143,5 @@ func Run(ctx context.Context, s Script, timeout time.Duration) (string, error) {
 	cmd.WaitDelay = time.Second
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	if ctx.Err() != nil {
-		return stdout.String(), fmt.Errorf("command stopped (timeout %v): %w", timeout, ctx.Err())
-	}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		return stdout.String(), &ExitError{Code: ee.ExitCode(), Stderr: strings.TrimSpace(stderr.String())}
-	}
-	if err != nil {
-		return stdout.String(), err
-	}
-	return stdout.String(), nil
+	return result(ctx, timeout, cmd.Run(), &stdout, &stderr)
 }

@@ -28,13 +28,13 @@ func TestPrepare(t *testing.T) {
 			map[string]string{}, map[string]string{"user": "root", "fid": "42", "fport": "22"},
 			Script{Text: "user root id 42 port 22 none ."}},
 		{"unsafe field becomes an argument", "echo <F-USER>", nil, map[string]string{"user": "$(touch /tmp/pwned);'\""},
-			Script{Text: "f2bV_F_user=$0 \necho $f2bV_F_user", Args: []string{"$(touch /tmp/pwned);'\""}}},
+			Script{Text: "f2bV_F_user=$1 \necho $f2bV_F_user", Args: []string{"$(touch /tmp/pwned);'\""}}},
 		{"unsafe values, each once", "m=<matches> again <matches> ip <ip>", map[string]string{"matches": "a;b\nc", "ip": "192.0.2.1"}, nil,
-			Script{Text: "f2bV_matches=$0 \nm=$f2bV_matches again $f2bV_matches ip 192.0.2.1", Args: []string{"a;b\nc"}}},
+			Script{Text: "f2bV_matches=$1 \nm=$f2bV_matches again $f2bV_matches ip 192.0.2.1", Args: []string{"a;b\nc"}}},
 		{"tag names become variable names", "<ipjail-matches>", map[string]string{"ipjail-matches": "`x`"}, nil,
-			Script{Text: "f2bV_ipjail_matches=$0 \n$f2bV_ipjail_matches", Args: []string{"`x`"}}},
+			Script{Text: "f2bV_ipjail_matches=$1 \n$f2bV_ipjail_matches", Args: []string{"`x`"}}},
 		{"a value's tags are not substituted again", "<a>", map[string]string{"a": "<b>", "b": "no"}, nil,
-			Script{Text: "f2bV_a=$0 \n$f2bV_a", Args: []string{"<b>"}}},
+			Script{Text: "f2bV_a=$1 \n$f2bV_a", Args: []string{"<b>"}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -118,7 +118,7 @@ func TestRunFailures(t *testing.T) {
 			}
 		})
 	}
-	if out, err := Run(context.Background(), Script{Text: `printf '%s|%s' "$0" "$1"`, Args: []string{"a b", "c"}}, 0); err != nil || out != "a b|c" {
+	if out, err := Run(context.Background(), Script{Text: `printf '%s|%s|%s' "$0" "$1" "$2"`, Args: []string{"a b", "c"}}, 0); err != nil || out != "sh|a b|c" {
 		t.Fatalf("arguments: %q, %v", out, err)
 	}
 	if !strings.Contains((&ExitError{Code: 1}).Error(), "exit status 1") {

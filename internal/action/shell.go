@@ -68,6 +68,8 @@ type Shell struct {
 	onDemand   bool
 	noRestored bool
 
+	runner Runner // runs the commands, with a shell started ahead
+
 	mu       sync.Mutex
 	commands map[string]map[string]string // family -> command -> text, tags resolved
 	started  map[string]bool              // families started
@@ -159,14 +161,22 @@ func (s *Shell) run(ctx context.Context, name, family string, t *Ticket) error {
 	if t != nil {
 		values, fields = t.values(), t.Fields
 	}
-	if _, err := Run(ctx, Prepare(text, values, fields), s.timeout); err != nil {
+	// A new ban gets the shell started ahead; the rest (restored bans,
+	// unbans, checks) start their own, and leave it to the next ban.
+	run := Run
+	if name == "actionban" && t != nil && !t.Restored {
+		run = s.runner.Run
+	}
+	if _, err := run(ctx, Prepare(text, values, fields), s.timeout); err != nil {
 		return fmt.Errorf("action %s: %s: %w", s.def.Name, name, err)
 	}
 	return nil
 }
 
-// Start runs actionstart, unless the action starts per family on demand.
+// Start runs actionstart, unless the action starts per family on demand,
+// and has a shell started ahead for the first ban (see Runner).
 func (s *Shell) Start(ctx context.Context) error {
+	s.runner.Warm()
 	if s.onDemand {
 		return nil
 	}
@@ -249,7 +259,8 @@ func (s *Shell) Unban(ctx context.Context, t Ticket) error {
 }
 
 // Stop runs actionflush for the families with bans, when the action has
-// one, then actionstop for the families started.
+// one, then actionstop for the families started, and ends the shell
+// started ahead.
 func (s *Shell) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	var flush, stop []string
@@ -275,6 +286,7 @@ func (s *Shell) Stop(ctx context.Context) error {
 			errs = append(errs, err.Error())
 		}
 	}
+	s.runner.Close()
 	if len(errs) > 0 {
 		return fmt.Errorf("%s", strings.Join(errs, "; "))
 	}

@@ -1,9 +1,7 @@
 package jail
 
 import (
-	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,9 +58,16 @@ type Ban struct {
 	End      time.Time `json:"end,omitzero"` // zero: permanent
 	BanCount int       `json:"bancount"`
 	Restored bool      `json:"restored,omitempty"`
+	// Pending marks a restored ban whose actions have not run again yet:
+	// they run in the background after the start (see work.go).
+	Pending bool `json:"pending,omitempty"`
 	// Failed names the actions whose ban has not succeeded yet, with
 	// their last error; they are tried again.
 	Failed map[string]string `json:"failed,omitempty"`
+
+	// act is held while an action of the ban runs: its ban, a retry, its
+	// unban run one at a time, in that order.
+	act *sync.Mutex
 }
 
 // Jail runs one jail: it follows its logs, counts failures, bans, and
@@ -71,13 +76,18 @@ type Jail struct {
 	s     Settings
 	ready chan struct{} // closed once Run has restored the bans
 
-	mu       sync.Mutex // guards what follows
-	failures *Failures
-	bans     map[string]*Ban
-	ends     endHeap
-	wake     chan struct{} // a ban changed the schedule
-	retry    []retryItem
-	total    struct{ failed, banned int }
+	prio priority      // ban work in hand, which background work waits for
+	wake chan struct{} // the background's schedule changed
+
+	mu        sync.Mutex // guards what follows
+	failures  *Failures
+	bans      map[string]*Ban
+	banning   map[string]bool // being recorded, not in bans yet
+	ends      endHeap
+	retry     []retryItem
+	restoring []*Ban // restored bans whose actions are to run again, oldest first
+	pending   int    // restored bans whose actions have not run again
+	total     struct{ failed, banned int }
 }
 
 type retryItem struct {
@@ -94,7 +104,7 @@ func New(s Settings) *Jail {
 	}
 	s.Log = s.Log.With("jail", s.Name)
 	return &Jail{s: s, failures: NewFailures(s.MaxRetry, s.FindTime, s.MaxMatches),
-		bans: map[string]*Ban{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
+		bans: map[string]*Ban{}, banning: map[string]bool{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
 // Name is the jail's name.
@@ -107,7 +117,9 @@ type lineEvent struct {
 
 // Run starts the actions, restores the jail's bans from the store, and
 // follows the logs until ctx ends; it then saves the log positions and
-// stops the actions (the bans stay in the store, to be restored).
+// stops the actions (the bans stay in the store, to be restored). The
+// jail is ready once the bans are loaded: their actions run again in the
+// background, after new bans (see work.go).
 func (j *Jail) Run(ctx context.Context) error {
 	for _, a := range j.s.Actions {
 		if err := a.Start(ctx); err != nil {
@@ -124,6 +136,13 @@ func (j *Jail) Run(ctx context.Context) error {
 		return err
 	}
 	close(j.ready)
+	bctx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	background := make(chan struct{})
+	go func() {
+		defer close(background)
+		j.background(bctx)
+	}()
 	lines := make(chan lineEvent, 256)
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
@@ -132,6 +151,8 @@ func (j *Jail) Run(ctx context.Context) error {
 		if md5, pos, ok, err := j.s.Store.LogPosition(ctx, j.s.Name, p); err != nil {
 			stopFollow()
 			wg.Wait()
+			stopBackground()
+			<-background
 			if ctx.Err() != nil {
 				return j.stopActions(ctx)
 			}
@@ -141,10 +162,12 @@ func (j *Jail) Run(ctx context.Context) error {
 		}
 		wg.Go(func() {
 			err := source.Follow(fctx, p, opts, func(l source.Line) error {
+				j.prio.hold() // until the loop has handled the line
 				select {
 				case lines <- lineEvent{path: p, line: l}:
 					return nil
 				case <-fctx.Done():
+					j.prio.release()
 					return fctx.Err()
 				}
 			})
@@ -164,10 +187,7 @@ func (j *Jail) Run(ctx context.Context) error {
 	}
 	save := time.NewTicker(time.Second)
 	defer save.Stop()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
 	for {
-		timer.Reset(j.nextWake())
 		select {
 		case <-ctx.Done():
 			stopFollow()
@@ -178,23 +198,22 @@ func (j *Jail) Run(ctx context.Context) error {
 				case ev := <-lines:
 					j.handleLine(context.WithoutCancel(ctx), ev.line)
 					positions[ev.path] = ev.line.Pos
+					j.prio.release()
 					continue
 				default:
 				}
 				break
 			}
 			savePositions()
+			<-background
 			return j.stopActions(ctx)
 		case ev := <-lines:
 			j.handleLine(ctx, ev.line)
 			positions[ev.path] = ev.line.Pos
+			j.prio.release()
 		case <-save.C:
 			savePositions()
-		case <-j.wake:
-		case <-timer.C:
 		}
-		j.unbanDue(ctx)
-		j.retryDue(ctx)
 	}
 }
 
@@ -244,10 +263,15 @@ func (j *Jail) failure(ctx context.Context, id string, fl filter.Failure, now ti
 	if banned {
 		return
 	}
-	count := 1
+	// An address banned before weighs more (bantime.increment); its
+	// count is looked up once, for the weight and for the ban.
+	count, prev := 1, -1
 	if j.s.Increment.Enabled {
-		if rec, ok, err := j.s.Store.LastBan(ctx, id, j.s.Name, j.s.Increment.OverallJails); err == nil && ok {
-			count = Boost(rec.BanCount, j.s.MaxRetry)
+		if rec, ok, err := j.s.Store.LastBan(ctx, id, j.s.Name, j.s.Increment.OverallJails); err == nil {
+			prev = 0
+			if ok {
+				prev, count = rec.BanCount, Boost(rec.BanCount, j.s.MaxRetry)
+			}
 		}
 	}
 	j.mu.Lock()
@@ -256,7 +280,7 @@ func (j *Jail) failure(ctx context.Context, id string, fl filter.Failure, now ti
 	j.mu.Unlock()
 	if ok {
 		t := action.Ticket{IP: id, Failures: f.Attempts, Matches: f.Matches, IPJailMatches: f.Matches, Fields: fl.Fields}
-		if err := j.ban(ctx, t, now); err != nil {
+		if err := j.ban(ctx, t, now, prev); err != nil {
 			j.s.Log.Error("ban", "ip", id, "err", err)
 		}
 	}
@@ -282,104 +306,12 @@ func (j *Jail) BanIP(ctx context.Context, ip string) error {
 	if err := j.waitReady(ctx); err != nil {
 		return err
 	}
+	j.prio.hold() // ban work: the background waits
+	defer j.prio.release()
 	j.mu.Lock()
 	j.failures.Forget(ip)
 	j.mu.Unlock()
-	return j.ban(ctx, action.Ticket{IP: ip, Failures: 1}, time.Now())
-}
-
-// ban records a new ban in the store, then runs the actions.
-func (j *Jail) ban(ctx context.Context, t action.Ticket, now time.Time) error {
-	j.mu.Lock()
-	if _, ok := j.bans[t.IP]; ok {
-		j.mu.Unlock()
-		return fmt.Errorf("%s is already banned in jail %q", t.IP, j.s.Name)
-	}
-	j.mu.Unlock()
-	count := 1
-	if rec, ok, err := j.s.Store.LastBan(ctx, t.IP, j.s.Name, j.s.Increment.OverallJails); err != nil {
-		return err
-	} else if ok && j.s.Increment.Enabled {
-		count = rec.BanCount + 1
-	}
-	bantime := j.s.Increment.BanTime(j.s.BanTime, count-1, nil)
-	now = now.Truncate(time.Millisecond) // as the store keeps it: a restart restores the same times
-	data, _ := json.Marshal(map[string]any{"failures": t.Failures, "matches": t.Matches})
-	rec := store.JailBan{Jail: j.s.Name, IP: t.IP, At: now, BanTime: bantime, BanCount: count, Data: string(data)}
-	if err := j.s.Store.AddJailBan(ctx, rec); err != nil {
-		return err
-	}
-	t.Time, t.BanTime, t.BanCount = now, bantime, count
-	b := &Ban{IP: t.IP, At: now, End: rec.End(), BanCount: count}
-	j.mu.Lock()
-	j.bans[t.IP] = b
-	j.total.banned++
-	if !b.End.IsZero() {
-		heap.Push(&j.ends, endItem{ip: t.IP, at: b.End})
-	}
-	j.mu.Unlock()
-	j.apply(ctx, b, t)
-	j.poke()
-	return nil
-}
-
-// noRestored is an action that a restored ban skips (norestored).
-type noRestored interface{ NoRestored() bool }
-
-// apply runs every action's ban; a failure is kept for a retry. A
-// restored ban skips the actions with norestored.
-func (j *Jail) apply(ctx context.Context, b *Ban, t action.Ticket) {
-	for i, a := range j.s.Actions {
-		if nr, ok := a.(noRestored); ok && t.Restored && nr.NoRestored() {
-			continue
-		}
-		if err := a.Ban(ctx, t); err != nil {
-			j.s.Log.Error("action ban failed, will retry", "action", a.Name(), "ip", t.IP, "err", err)
-			j.mu.Lock()
-			if b.Failed == nil {
-				b.Failed = map[string]string{}
-			}
-			b.Failed[a.Name()] = err.Error()
-			j.retry = append(j.retry, retryItem{ip: t.IP, action: i, at: time.Now().Add(time.Second), wait: time.Second})
-			j.mu.Unlock()
-		}
-	}
-	if j.s.OnBan != nil {
-		j.s.OnBan(j.s.Name, t.IP, t.Restored)
-	}
-}
-
-// restore applies the jail's active bans from the store, dropping those
-// that ended while the daemon was down.
-func (j *Jail) restore(ctx context.Context) error {
-	bans, err := j.s.Store.JailBans(ctx, j.s.Name)
-	if err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, rec := range bans {
-		if end := rec.End(); !end.IsZero() && !end.After(now) {
-			if err := j.s.Store.RemoveJailBan(ctx, j.s.Name, rec.IP); err != nil {
-				return err
-			}
-			continue
-		}
-		var data struct {
-			Failures int      `json:"failures"`
-			Matches  []string `json:"matches"`
-		}
-		json.Unmarshal([]byte(rec.Data), &data)
-		b := &Ban{IP: rec.IP, At: rec.At, End: rec.End(), BanCount: rec.BanCount, Restored: true}
-		j.mu.Lock()
-		j.bans[rec.IP] = b
-		if !b.End.IsZero() {
-			heap.Push(&j.ends, endItem{ip: rec.IP, at: b.End})
-		}
-		j.mu.Unlock()
-		j.apply(ctx, b, action.Ticket{IP: rec.IP, Time: rec.At, BanTime: rec.BanTime, BanCount: rec.BanCount,
-			Failures: data.Failures, Matches: data.Matches, Restored: true})
-	}
-	return nil
+	return j.ban(ctx, action.Ticket{IP: ip, Failures: 1}, time.Now(), -1)
 }
 
 // UnbanIP lifts ip's ban now.
@@ -396,122 +328,27 @@ func (j *Jail) UnbanIP(ctx context.Context, ip string) error {
 	return j.unban(ctx, b)
 }
 
-func (j *Jail) unban(ctx context.Context, b *Ban) error {
-	t := action.Ticket{IP: b.IP, Time: b.At, BanCount: b.BanCount}
-	var errs []error
-	for _, a := range j.s.Actions {
-		if err := a.Unban(ctx, t); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	j.mu.Lock()
-	delete(j.bans, b.IP)
-	j.mu.Unlock()
-	if err := j.s.Store.RemoveJailBan(ctx, j.s.Name, b.IP); err != nil {
-		errs = append(errs, err)
-	}
-	if j.s.OnUnban != nil {
-		j.s.OnUnban(j.s.Name, b.IP, false)
-	}
-	return errors.Join(errs...)
-}
-
-// unbanDue lifts the bans whose time is up.
-func (j *Jail) unbanDue(ctx context.Context) {
-	now := time.Now()
-	for {
-		j.mu.Lock()
-		if j.ends.Len() == 0 || j.ends[0].at.After(now) {
-			j.mu.Unlock()
-			return
-		}
-		it := heap.Pop(&j.ends).(endItem)
-		b, ok := j.bans[it.ip]
-		j.mu.Unlock()
-		if !ok || !b.End.Equal(it.at) {
-			continue // lifted by hand, or banned again since
-		}
-		if err := j.unban(ctx, b); err != nil {
-			j.s.Log.Error("unban", "ip", b.IP, "err", err)
-		}
-	}
-}
-
-// retryDue tries the failed action bans whose time has come, backing off
-// up to a minute between tries.
-func (j *Jail) retryDue(ctx context.Context) {
-	now := time.Now()
-	j.mu.Lock()
-	var due, later []retryItem
-	for _, r := range j.retry {
-		if r.at.After(now) {
-			later = append(later, r)
-		} else {
-			due = append(due, r)
-		}
-	}
-	j.retry = later
-	j.mu.Unlock()
-	for _, r := range due {
-		j.mu.Lock()
-		b, ok := j.bans[r.ip]
-		j.mu.Unlock()
-		if !ok {
-			continue
-		}
-		a := j.s.Actions[r.action]
-		err := a.Ban(ctx, action.Ticket{IP: b.IP, Time: b.At, BanCount: b.BanCount})
-		j.mu.Lock()
-		if err != nil {
-			b.Failed[a.Name()] = err.Error()
-			r.wait = min(2*r.wait, time.Minute)
-			r.at = now.Add(r.wait)
-			j.retry = append(j.retry, r)
-		} else {
-			delete(b.Failed, a.Name())
-		}
-		j.mu.Unlock()
-	}
-}
-
-// nextWake is how long until the next unban or retry is due.
-func (j *Jail) nextWake() time.Duration {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	next := time.Hour
-	now := time.Now()
-	if j.ends.Len() > 0 {
-		next = min(next, j.ends[0].at.Sub(now))
-	}
-	for _, r := range j.retry {
-		next = min(next, r.at.Sub(now))
-	}
-	return max(next, 0)
-}
-
-func (j *Jail) poke() {
-	select {
-	case j.wake <- struct{}{}:
-	default:
-	}
-}
-
 // Status is a jail's state for edgeban status.
 type Status struct {
 	Jail        string `json:"jail"`
 	Failing     int    `json:"currently_failed"`
 	TotalFailed int    `json:"total_failed"`
 	TotalBanned int    `json:"total_banned"`
-	Banned      []Ban  `json:"banned"`
+	// Pending counts the restored bans whose actions have not run again
+	// yet (see Ban.Pending).
+	Pending int   `json:"pending,omitempty"`
+	Banned  []Ban `json:"banned"`
 }
 
 // Status returns the jail's state, bans by address.
 func (j *Jail) Status() Status {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	st := Status{Jail: j.s.Name, Failing: j.failures.Len(), TotalFailed: j.total.failed, TotalBanned: j.total.banned}
+	st := Status{Jail: j.s.Name, Failing: j.failures.Len(), TotalFailed: j.total.failed, TotalBanned: j.total.banned,
+		Pending: j.pending, Banned: make([]Ban, 0, len(j.bans))}
 	for _, b := range j.bans {
 		c := *b
+		c.act = nil
 		if b.Failed != nil {
 			c.Failed = map[string]string{}
 			for k, v := range b.Failed {
@@ -524,21 +361,17 @@ func (j *Jail) Status() Status {
 	return st
 }
 
-type endItem struct {
-	ip string
-	at time.Time
-}
-
-// endHeap orders bans by their end.
-type endHeap []endItem
+// endHeap orders bans that end by their end.
+type endHeap []*Ban
 
 func (h endHeap) Len() int           { return len(h) }
-func (h endHeap) Less(a, b int) bool { return h[a].at.Before(h[b].at) }
+func (h endHeap) Less(a, b int) bool { return h[a].End.Before(h[b].End) }
 func (h endHeap) Swap(a, b int)      { h[a], h[b] = h[b], h[a] }
-func (h *endHeap) Push(x any)        { *h = append(*h, x.(endItem)) }
+func (h *endHeap) Push(x any)        { *h = append(*h, x.(*Ban)) }
 func (h *endHeap) Pop() any {
 	old := *h
-	it := old[len(old)-1]
+	b := old[len(old)-1]
+	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
-	return it
+	return b
 }

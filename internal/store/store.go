@@ -14,9 +14,12 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
@@ -25,9 +28,28 @@ import (
 // DB is an open edgeban database. It is safe for concurrent use by many
 // goroutines, and other processes may open the same file at the same time.
 type DB struct {
-	sql  *sql.DB
-	path string
-	now  func() time.Time
+	sql *sql.DB
+	// jails writes the daemon's tables (jail_ban, jail_record, log_pos):
+	// one connection, so that the jails' writes queue in Go rather than
+	// in SQLite's busy handler, which sleeps a millisecond or more; with
+	// synchronous=NORMAL and no automatic checkpoint, so that a commit
+	// is a write to the WAL and never waits for the disk. The syncer puts
+	// those commits on disk (see syncLoop). Opened by the first jail
+	// write: the CLI's commands never open it.
+	jails    *sql.DB
+	jailsDSN string
+	stmts    jailStmts
+	path     string
+	now      func() time.Time
+
+	jailsMu  sync.Mutex    // guards jails being opened, and closed
+	closed   bool          // Close was called
+	dirty    chan struct{} // a jail write is not synced yet (capacity 1)
+	quit     chan struct{} // closed by Close: the syncer stops
+	syncDone chan struct{} // closed when the syncer has stopped
+	commits  atomic.Int64  // jail commits since the last checkpoint
+	syncMu   sync.Mutex    // guards syncErr
+	syncErr  error         // the last sync's error, if it failed
 }
 
 // Option changes how Open sets up a DB.
@@ -57,14 +79,18 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 		return nil, fmt.Errorf("store: %s is accessible by group or others (mode %v); it holds credentials: chmod 600 %s", path, fi.Mode().Perm(), path)
 	}
 
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(15000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	q.Set("_txlock", "immediate")
-	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
-	sdb, err := sql.Open("sqlite", dsn)
+	dsn := func(pragmas ...string) string {
+		q := url.Values{}
+		q.Add("_pragma", "busy_timeout(15000)")
+		q.Add("_pragma", "journal_mode(WAL)")
+		for _, p := range pragmas {
+			q.Add("_pragma", p)
+		}
+		q.Add("_pragma", "foreign_keys(1)")
+		q.Set("_txlock", "immediate")
+		return "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
+	}
+	sdb, err := sql.Open("sqlite", dsn("synchronous(FULL)"))
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
@@ -72,7 +98,8 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	// without piling up connections that all wait on the write lock.
 	sdb.SetMaxOpenConns(4)
 	sdb.SetMaxIdleConns(4)
-	db := &DB{sql: sdb, path: path, now: time.Now}
+	db := &DB{sql: sdb, path: path, now: time.Now, jailsDSN: dsn("synchronous(NORMAL)", "wal_autocheckpoint(0)"),
+		dirty: make(chan struct{}, 1), quit: make(chan struct{}), syncDone: make(chan struct{})}
 	for _, o := range opts {
 		o(db)
 	}
@@ -86,8 +113,155 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 // Path returns the file the DB was opened from.
 func (db *DB) Path() string { return db.path }
 
-// Close closes the database.
-func (db *DB) Close() error { return db.sql.Close() }
+// Close syncs the jail writes to disk and closes the database.
+func (db *DB) Close() error {
+	db.jailsMu.Lock()
+	defer db.jailsMu.Unlock()
+	if db.closed {
+		return nil
+	}
+	db.closed = true
+	if db.jails == nil {
+		return db.sql.Close()
+	}
+	close(db.quit)
+	<-db.syncDone
+	return errors.Join(db.Sync(), db.jails.Close(), db.sql.Close())
+}
+
+// jailDB returns the jail connection, opening it and starting the syncer
+// the first time.
+func (db *DB) jailDB(ctx context.Context) (*sql.DB, error) {
+	db.jailsMu.Lock()
+	defer db.jailsMu.Unlock()
+	if db.closed {
+		return nil, errors.New("store: closed")
+	}
+	if db.jails != nil {
+		return db.jails, nil
+	}
+	jdb, err := sql.Open("sqlite", db.jailsDSN)
+	if err != nil {
+		return nil, err
+	}
+	jdb.SetMaxOpenConns(1)
+	jdb.SetMaxIdleConns(1)
+	db.jails = jdb
+	if err := db.prepareJailStmts(ctx); err != nil {
+		jdb.Close()
+		db.jails = nil
+		return nil, err
+	}
+	go db.syncLoop()
+	return jdb, nil
+}
+
+// Jail writes and their durability.
+//
+// The daemon writes a ban to the store before its actions run, so that a
+// ban an action made is never unknown to the store, which is what lifts
+// it (see internal/jail). That write is on the path from a log line to
+// the firewall, so it must not wait for the disk: an fsync costs from a
+// tenth of a millisecond to several, and SQLite's automatic checkpoint,
+// run by the commit that crosses its threshold, more. So the jail writes
+// commit with synchronous=NORMAL on a connection of their own that never
+// checkpoints: a commit is a write into the WAL file. From that moment it
+// survives a crash of the process (the kernel holds the page and writes
+// it out), and any connection reads it. The syncer then fsyncs the WAL,
+// as synchronous=FULL would have done inside the commit, and so makes the
+// commit survive a crash of the machine too, within an fsync's time of
+// it; it also checkpoints the WAL into the database when it grows, off
+// the write path. A machine crash within that window can lose the last
+// bans: their firewall rules, kept in the kernel, go with it. Close and
+// Sync flush what is left.
+
+// checkpointEvery is how many jail commits the WAL takes before the
+// syncer checkpoints it: about SQLite's own default of 1,000 pages.
+const checkpointEvery = 250
+
+// jailWrite runs fn in a write transaction on the jail connection, then
+// wakes the syncer. ctx's values reach fn, not its cancellation: the
+// write is short, a ban half recorded is worse than a stop that waits
+// for it, and a cancellable context costs the database/sql layer and the
+// driver a goroutine each per transaction and statement.
+func (db *DB) jailWrite(ctx context.Context, fn func(context.Context, *sql.Tx) error) error {
+	ctx = context.WithoutCancel(ctx)
+	jdb, err := db.jailDB(ctx)
+	if err != nil {
+		return err
+	}
+	tx, err := jdb.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(ctx, tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.commits.Add(1)
+	select {
+	case db.dirty <- struct{}{}:
+	default: // the syncer has a round to come that covers this commit
+	}
+	return nil
+}
+
+// syncLoop is the syncer: for each round of jail commits it fsyncs the WAL
+// once (commits made during an fsync get the next round), and
+// checkpoints every checkpointEvery commits. It stops when Close is
+// called.
+func (db *DB) syncLoop() {
+	defer close(db.syncDone)
+	for {
+		select {
+		case <-db.quit:
+			return
+		case <-db.dirty:
+		}
+		err := db.Sync()
+		if err == nil && db.commits.Load() >= checkpointEvery {
+			db.commits.Store(0)
+			// PASSIVE: it neither waits for nor blocks the writers.
+			if _, cerr := db.sql.Exec("PRAGMA wal_checkpoint(PASSIVE)"); cerr != nil {
+				err = fmt.Errorf("store: checkpoint: %w", cerr)
+			}
+		}
+		db.syncMu.Lock()
+		db.syncErr = err
+		db.syncMu.Unlock()
+	}
+}
+
+// Sync puts on disk every jail write committed before it was called, by
+// an fsync of the database's WAL file. A WAL that is not there has been
+// checkpointed into the database, which SQLite synced. (Closing this
+// descriptor of the WAL drops no lock of SQLite's: SQLite locks the
+// database file and the -shm file, and opens the WAL without locking.)
+func (db *DB) Sync() error {
+	f, err := os.Open(db.path + "-wal")
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: sync: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("store: sync %s: %w", f.Name(), err)
+	}
+	return nil
+}
+
+// SyncErr returns the error of the syncer's last round, nil when it
+// succeeded.
+func (db *DB) SyncErr() error {
+	db.syncMu.Lock()
+	defer db.syncMu.Unlock()
+	return db.syncErr
+}
 
 // migrations are applied in order; user_version records how many have run.
 var migrations = []string{
