@@ -183,3 +183,64 @@ action = %%(banaction_allports)s[name=%%(__name__)s]
 		t.Error("status shows the secret")
 	}
 }
+
+// TestServeCloudflareRestart bans at a zone through the native
+// cloudflare-token action and restarts the daemon: a stop leaves the
+// rules at Cloudflare, a restart sends nothing again for the bans that
+// still run, and a ban that ended while the daemon was down is lifted at
+// the start.
+func TestServeCloudflareRestart(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts processes")
+	}
+	bin := edgebanBinary(t)
+	const token = "tok-restart-0123456789"
+	sim, api := simServer(t, cfsim.Config{Tokens: []cfsim.Token{{Value: token}}, Zones: map[string]string{"023e105f4ecef8ad9ca31a8372d0c353": "example.com"}})
+	dir := t.TempDir()
+	sock := filepath.Join(dir, "edgeban.sock")
+	conf := writeConfDir(t, map[string]string{
+		"filter.d/app.conf": "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"jail.local": "[short]\nenabled = true\nfilter = app\nlogpath = " + dir + "/app.log\nbantime = 3\n" +
+			"action = cloudflare-token[cfzone=example.com, cftoken=" + token + ", cfapi=\"" + api + "\"]\n" +
+			"[long]\nenabled = true\nfilter = app\nlogpath = " + dir + "/app.log\nbantime = 1h\n" +
+			"action = cloudflare-token[cfzone=example.com, cftoken=" + token + ", cfapi=\"" + api + "\"]\n",
+		"edgeban.conf": "[Definition]\ndbfile = " + dir + "/edgeban.db\nlogtarget = " + dir + "/edgeban.log\n",
+	})
+	const zone = "023e105f4ecef8ad9ca31a8372d0c353"
+	rules := func() map[string]string {
+		m := map[string]string{}
+		for _, r := range sim.AccessRules(cfsim.ZoneScope(zone)) {
+			m[r.Value] += r.Notes + ";"
+		}
+		return m
+	}
+	creates := func() int64 {
+		return sim.Stats().ByRoute["POST /zones/{zone_id}/firewall/access_rules/rules"]
+	}
+	d := startServe(t, bin, conf, sock)
+	run(t, bin, "", "set", "short", "banip", "192.0.2.1", "--socket", sock)
+	run(t, bin, "", "set", "long", "banip", "192.0.2.2", "--socket", sock)
+	waitFor(t, "both rules", 10*time.Second, func() bool { r := rules(); return r["192.0.2.1"] != "" && r["192.0.2.2"] != "" })
+	if r := rules(); r["192.0.2.1"] != "Fail2Ban short;" || r["192.0.2.2"] != "Fail2Ban long;" {
+		t.Fatalf("notes: %v", r)
+	}
+	stopServe(t, d)
+	if len(rules()) != 2 {
+		t.Fatalf("a stop lifted rules: %v", rules())
+	}
+	before := creates()
+	time.Sleep(4 * time.Second) // short's ban ends while the daemon is down
+	d = startServe(t, bin, conf, sock)
+	defer stopServe(t, d)
+	waitFor(t, "the ended ban's rule deleted at start", 10*time.Second, func() bool { return rules()["192.0.2.1"] == "" })
+	time.Sleep(500 * time.Millisecond)
+	if r := rules(); len(r) != 1 || r["192.0.2.2"] != "Fail2Ban long;" {
+		t.Fatalf("rules after the restart: %v", r)
+	}
+	if n := creates(); n != before {
+		t.Fatalf("the restart sent %d creates for bans Cloudflare held", n-before)
+	}
+	if out := run(t, bin, "", "status", "long", "--socket", sock); !strings.Contains(out, "Cloudflare zone example.com: 1 live, 0 bans and 0 unbans to send") {
+		t.Fatalf("status long:\n%s", out)
+	}
+}

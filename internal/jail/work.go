@@ -247,9 +247,37 @@ func (j *Jail) restore(ctx context.Context) error {
 	heap.Init(&j.ends)
 	j.mu.Unlock()
 	if err == nil && len(ended) > 0 {
+		ended = j.unbanPersistent(ctx, ended)
 		err = j.s.Store.RemoveJailBans(ctx, j.s.Name, ended)
 	}
 	return err
+}
+
+// persistent is an action whose bans outlive the daemon (Cloudflare's):
+// a ban of it that ended while the daemon was down is still there.
+type persistent interface{ Persistent() bool }
+
+// unbanPersistent lifts, in the actions whose bans outlive the daemon,
+// the bans that ended while it was down, and returns those that are done
+// with; one whose unban failed stays in the store, for the next start.
+func (j *Jail) unbanPersistent(ctx context.Context, ended []string) []string {
+	done := ended[:0:0]
+	for _, ip := range ended {
+		ok := true
+		for _, a := range j.s.Actions {
+			if p, is := a.(persistent); !is || !p.Persistent() {
+				continue
+			}
+			if err := a.Unban(ctx, action.Ticket{IP: ip}); err != nil {
+				j.s.Log.Error("unban of a ban that ended while the daemon was down", "action", a.Name(), "ip", ip, "err", err)
+				ok = false
+			}
+		}
+		if ok {
+			done = append(done, ip)
+		}
+	}
+	return done
 }
 
 // takePending reports whether b is still banned and its actions are to
