@@ -161,6 +161,20 @@ func (j *Jail) LogFiles() (files, missing []string, err error) {
 	return files, missing, nil
 }
 
+// Tail reports whether path, one of LogFiles' files or missing patterns,
+// is to be read from its end when no position is stored for it, as
+// fail2ban reads "logpath = PATH tail"; "head" (the default) reads it
+// from its start.
+func (j *Jail) Tail(path string) bool {
+	for _, lp := range j.LogPath {
+		f := strings.Fields(lp)
+		if ok, _ := filepath.Match(f[0], path); ok || f[0] == path {
+			return len(f) > 1 && f[1] == "tail"
+		}
+	}
+	return false
+}
+
 // ParseBool reads a boolean as fail2ban does: true, yes, on, 1 and
 // false, no, off, 0, in any case.
 func ParseBool(s string) (bool, error) {

@@ -320,7 +320,13 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	if maxMatches <= 0 {
 		maxMatches = opts.MaxMatches
 	}
-	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Poll: jc.Backend == "polling",
+	tail := map[string]bool{}
+	for _, p := range paths {
+		if jc.Tail(p) {
+			tail[p] = true
+		}
+	}
+	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Tail: tail, Poll: jc.Backend == "polling",
 		MaxRetry: maxRetry, FindTime: findtime, BanTime: bantime, MaxMatches: maxMatches,
 		Ignore: ignore, UseDNS: useDNS, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
 		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), what, nil

@@ -302,3 +302,64 @@ func TestJailOptions(t *testing.T) {
 		})
 	}
 }
+
+// TestLogpathTail starts jails on a log that already holds failures:
+// with "logpath = PATH tail" they are not read, with head (the default)
+// they are, as in fail2ban.
+func TestLogpathTail(t *testing.T) {
+	for _, tt := range []struct {
+		mode   string
+		banned bool
+	}{{"", true}, {" head", true}, {" tail", false}} {
+		t.Run("logpath"+tt.mode, func(t *testing.T) {
+			now := time.Now().Format("2006-01-02 15:04:05")
+			dir := writeConf(t, map[string]string{
+				"filter.d/app.conf":  "[Definition]\nfailregex = ^\\s*fail from <HOST>$\n",
+				"action.d/note.conf": "[Definition]\nactionban = true\n",
+				"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nmaxretry = 2\nlogpath = $DIR/app.log" + tt.mode + "\n",
+				"app.log":            now + " fail from 192.0.2.1\n" + now + " fail from 192.0.2.1\n",
+			})
+			db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- d.Run(ctx) }()
+			defer func() {
+				cancel()
+				<-done
+			}()
+			j, _ := d.jail("app")
+			<-j.Ready()
+			// A new attacker after the start: once it is banned, the old
+			// lines were read, or skipped.
+			f, _ := os.OpenFile(filepath.Join(dir, "app.log"), os.O_APPEND|os.O_WRONLY, 0)
+			fmt.Fprintf(f, "%s fail from 203.0.113.1\n%s fail from 203.0.113.1\n", now, now)
+			f.Close()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				st := j.Status()
+				var ips []string
+				for _, b := range st.Banned {
+					ips = append(ips, b.IP)
+				}
+				if slices.Contains(ips, "203.0.113.1") {
+					if got := slices.Contains(ips, "192.0.2.1"); got != tt.banned {
+						t.Fatalf("the address in the log before the start banned: %v, want %v", got, tt.banned)
+					}
+					return
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("no ban of the new attacker: %v", ips)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		})
+	}
+}

@@ -29,7 +29,10 @@ type Settings struct {
 	Name     string
 	Filter   *filter.Filter // used by the jail's goroutine only
 	LogPaths []string       // files to follow (globs already expanded)
-	Poll     bool           // backend = polling
+	// Tail holds the files read from their end when no position is
+	// stored for them (logpath = PATH tail); the others from their start.
+	Tail     map[string]bool
+	Poll     bool // backend = polling
 	MaxRetry int
 	FindTime time.Duration
 	BanTime  time.Duration // < 0: permanent
@@ -147,7 +150,7 @@ func (j *Jail) Run(ctx context.Context) error {
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, p := range j.s.LogPaths {
-		opts := source.Options{Poll: j.s.Poll, Logger: j.s.Log}
+		opts := source.Options{Poll: j.s.Poll, FromEnd: j.s.Tail[p], Logger: j.s.Log}
 		if md5, pos, ok, err := j.s.Store.LogPosition(ctx, j.s.Name, p); err != nil {
 			stopFollow()
 			wg.Wait()
