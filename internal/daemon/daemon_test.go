@@ -338,12 +338,13 @@ func TestLogpathTail(t *testing.T) {
 			j, _ := d.jail("app")
 			<-j.Ready()
 			// A new attacker after the start: once it is banned, the old
-			// lines were read, or skipped.
-			f, _ := os.OpenFile(filepath.Join(dir, "app.log"), os.O_APPEND|os.O_WRONLY, 0)
-			fmt.Fprintf(f, "%s fail from 203.0.113.1\n%s fail from 203.0.113.1\n", now, now)
-			f.Close()
+			// lines were read, or skipped. Its lines go on until then: a
+			// tail that opens the file after a line was written skips it.
 			deadline := time.Now().Add(10 * time.Second)
 			for {
+				f, _ := os.OpenFile(filepath.Join(dir, "app.log"), os.O_APPEND|os.O_WRONLY, 0)
+				fmt.Fprintf(f, "%s fail from 203.0.113.1\n", now)
+				f.Close()
 				st := j.Status()
 				var ips []string
 				for _, b := range st.Banned {
