@@ -1,17 +1,21 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgeban/edgeban/internal/cloudflare/cfsim"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
@@ -362,5 +366,93 @@ func TestLogpathTail(t *testing.T) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the daemon's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestRealIPWarning runs a jail that bans at Cloudflare on an nginx
+// access log whose clients are mostly Cloudflare's own addresses, as a
+// server that does not restore the client's address logs them: none of
+// those is banned, the jail warns once with the fix, and the one real
+// client is banned.
+func TestRealIPWarning(t *testing.T) {
+	sim := cfsim.New(cfsim.Config{Tokens: []cfsim.Token{{Value: "tok-realip-0123456789"}}, Seed: 3})
+	srv := httptest.NewServer(sim)
+	defer srv.Close()
+	dir := writeConf(t, map[string]string{
+		"filter.d/wp.conf": "[Definition]\nfailregex = ^<HOST> - \\S+ \\[.*\\] \"(?:GET|POST) /wp-login\\.php\n",
+		"jail.local": "[wp]\nenabled = true\nfilter = wp\nmaxretry = 2\nlogpath = $DIR/access.log\n" +
+			"action = cloudflare-token[cfzone=example.com, cftoken=tok-realip-0123456789, cfapi=\"" + srv.URL + "/client/v4\"]\n",
+		"access.log": "",
+	})
+	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var logged lockedBuffer
+	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.NewTextHandler(&logged, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		<-done
+	}()
+	j, _ := d.jail("wp")
+	<-j.Ready()
+	f, err := os.OpenFile(filepath.Join(dir, "access.log"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().Format("02/Jan/2006:15:04:05 -0700")
+	proxies := []string{"172.68.1.10", "172.70.33.2", "162.158.4.4", "104.23.9.9", "2400:cb00:2049:1::a2f"}
+	for i := range 40 {
+		fmt.Fprintf(f, "%s - - [%s] \"POST /wp-login.php HTTP/1.1\" 200 512 \"-\" \"Mozilla/5.0\"\n", proxies[i%len(proxies)], now)
+	}
+	// The real client, as one request that reached the server directly.
+	for range 2 {
+		fmt.Fprintf(f, "198.51.100.8 - - [%s] \"POST /wp-login.php HTTP/1.1\" 200 512 \"-\" \"curl\"\n", now)
+	}
+	f.Close()
+	waitUntil := time.Now().Add(10 * time.Second)
+	for len(j.Status().Banned) == 0 && time.Now().Before(waitUntil) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	var banned []string
+	for _, b := range j.Status().Banned {
+		banned = append(banned, b.IP)
+	}
+	if !slices.Equal(banned, []string{"198.51.100.8"}) {
+		t.Fatalf("banned %v, want only the real client", banned)
+	}
+	out := logged.String()
+	if n := strings.Count(out, "most failures of this jail come from Cloudflare"); n != 1 {
+		t.Fatalf("%d warnings naming the fix, want 1:\n%s", n, out)
+	}
+	for _, fix := range []string{"real_ip_header CF-Connecting-IP", "set_real_ip_from", "mod_remoteip", "RemoteIPHeader CF-Connecting-IP", "jail=wp"} {
+		if !strings.Contains(out, fix) {
+			t.Errorf("the warning does not say %q:\n%s", fix, out)
+		}
 	}
 }

@@ -256,7 +256,11 @@ func (j *Jail) handleLine(ctx context.Context, l source.Line) {
 // and bans id when it has reached maxretry.
 func (j *Jail) failure(ctx context.Context, id string, fl filter.Failure, now time.Time) {
 	if ignored, rule := j.s.Ignore.Ignored(ctx, j.s.Log, id, fl.Fields); ignored {
-		j.s.Log.Info("ignore", "ip", id, "by", rule)
+		level := slog.LevelInfo
+		if rule == "proxy" {
+			level = slog.LevelDebug // one warning says it all (IgnoreRules.ProxyWarning)
+		}
+		j.s.Log.Log(ctx, level, "ignore", "ip", id, "by", rule)
 		return
 	}
 	j.mu.Lock()
