@@ -97,7 +97,15 @@ func NewCloudflare(jail string, spec config.Spec, env CloudflareEnv) (*Cloudflar
 	if n := p["actname"]; n != "" {
 		name = n
 	}
-	notes := strings.NewReplacer("<name>", jail).Replace(p["cfnotes"])
+	// <name> is the jail's name: as delivery's {jail}, so that the jails
+	// banning one address at one place share one rule (its note names the
+	// first of them), removed when the last one unbans. A name parameter
+	// fixes it.
+	jailName := "{jail}"
+	if n := p["name"]; n != "" {
+		jailName = n
+	}
+	notes := strings.ReplaceAll(p["cfnotes"], "<name>", jailName)
 	params := delivery.Params{
 		API: p["cfapi"], Scope: p["cfscope"], Account: p["cfaccount"], Zone: p["cfzone"],
 		List: p["cflist"], Mode: p["cfmode"], Notes: notes, Policy: p["cfpolicy"], Plan: p["cfplan"],
