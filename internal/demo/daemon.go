@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -20,6 +22,7 @@ import (
 
 	ownconfig "github.com/edgeban/edgeban/config"
 	"github.com/edgeban/edgeban/internal/action"
+	"github.com/edgeban/edgeban/internal/cloudflare/cfsim"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/daemon"
 	"github.com/edgeban/edgeban/internal/jail"
@@ -70,18 +73,28 @@ func (e Event) Verb() string {
 }
 
 // Placement is where a ban is: the action that holds it and, for an
-// action writing a file, the file (relative to the demo's directory).
+// action writing a file, the file (relative to the demo's directory), or
+// for a Cloudflare action, the zone.
 type Placement struct {
 	Action string
 	File   string
+	Zone   string // the Cloudflare zone, for a native Cloudflare action
 }
 
-// String is the action's name and the file, "action: file".
+// String is the action's name and the file or zone, "action: file".
 func (p Placement) String() string {
-	if p.File == "" {
-		return p.Action
+	switch {
+	case p.File != "":
+		return p.Action + ": " + p.File
+	case p.Zone != "":
+		return p.Action + ": Cloudflare zone " + p.Zone
 	}
-	return p.Action + ": " + p.File
+	return p.Action
+}
+
+// CloudflareRule is a rule at the simulated Cloudflare at the end.
+type CloudflareRule struct {
+	IP, Mode, Notes string
 }
 
 // BanRow is one ban running at the end of the daemon part.
@@ -110,6 +123,7 @@ type DaemonResult struct {
 	Events   []Event
 	Banned   []BanRow // at the end, by jail in configuration order, then IP
 	Files    []BanFile
+	Rules    []CloudflareRule // the zone's access rules at the simulated Cloudflare
 	Jails    []JailCount
 	Expected []Expectation
 	// Problems are the differences between what the daemon did and what
@@ -165,7 +179,17 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (DaemonResult, error) {
 		return res, err
 	}
 	res.Dir = dir
-	if err := writeConfig(dir); err != nil {
+	// The web jails ban at Cloudflare too: a simulated one, on loopback.
+	sim := cfsim.New(cfsim.Config{Tokens: []cfsim.Token{{Value: demoToken}}, Plan: cfsim.PlanFree})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return res, fmt.Errorf("the simulated Cloudflare: %w", err)
+	}
+	simSrv := &http.Server{Handler: sim, ReadHeaderTimeout: 5 * time.Second}
+	go simSrv.Serve(ln)
+	defer simSrv.Close()
+	api := "http://" + ln.Addr().String() + "/client/v4"
+	if err := writeConfig(dir, api); err != nil {
 		return res, err
 	}
 	srv, err := config.ReadServer(dir)
@@ -199,6 +223,7 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (DaemonResult, error) {
 	defer db.Close()
 	rec := &recorder{out: o.Out, changed: make(chan struct{}, 1), width: len("recidive")}
 	d, err := daemon.Load(dir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches,
+		Cloudflare: daemon.CloudflareOptions{HTTPClient: &http.Client{Timeout: 10 * time.Second}},
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)
 			rec.add(Event{Jail: j, IP: ip, Restored: restored})
@@ -254,8 +279,12 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (DaemonResult, error) {
 		res.Problems = append(res.Problems, fmt.Sprintf("%s waiting for: %s", why, strings.Join(missing, "; ")))
 	}
 
-	// What is banned where, from the daemon, then from the files.
+	// What is banned where, from the daemon, then from the files and
+	// the simulated Cloudflare, once the outbox has caught up.
 	snap := context.WithoutCancel(ctx)
+	if err := drainOutbox(ctx, d); err != nil {
+		res.Problems = append(res.Problems, err.Error())
+	}
 	var banned map[string][]string
 	if err := ask(snap, d, &banned, "banned"); err != nil {
 		return res, err
@@ -271,6 +300,10 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (DaemonResult, error) {
 	if err != nil {
 		return res, fmt.Errorf("the files of bans: %w", err)
 	}
+	for _, r := range sim.AccessRules(cfsim.ZoneScope(cfsim.DefaultZoneID)) {
+		res.Rules = append(res.Rules, CloudflareRule{IP: r.Value, Mode: r.Mode, Notes: r.Notes})
+	}
+	fileProblems = append(fileProblems, checkRules(jails, places, banned, res.Rules)...)
 	elapsed := time.Since(begin)
 	if err := stop(); err != nil {
 		res.Problems = append(res.Problems, fmt.Sprintf("the daemon stopped with an error: %v", err))
@@ -303,9 +336,17 @@ func RunDaemon(ctx context.Context, o DaemonOptions) (DaemonResult, error) {
 // writeConfig writes the example configuration into dir, with an
 // edgeban.conf that keeps the daemon's log target, database and socket
 // there too (the demo opens no socket; edgeban serve -c dir would).
-func writeConfig(dir string) error {
+func writeConfig(dir, api string) error {
 	if err := ownconfig.WriteExample(dir); err != nil {
 		return err
+	}
+	// Where the web jails' Cloudflare action bans: the simulator.
+	cf := fmt.Sprintf("# Written by edgeban demo: its simulated Cloudflare.\n[DEFAULT]\ncfapi = %s\ncftoken = %s\n", api, demoToken)
+	if err := os.MkdirAll(filepath.Join(dir, "jail.d"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "jail.d", "cloudflare.local"), []byte(cf), 0o600); err != nil {
+		return fmt.Errorf("write jail.d/cloudflare.local: %w", err)
 	}
 	conf := fmt.Sprintf("# Written by edgeban demo: the daemon's own settings for this directory.\n[Definition]\n"+
 		"logtarget = %s\ndbfile = %s\nsocket = %s\n",
@@ -335,6 +376,13 @@ func placements(dir string) (map[string][]Placement, error) {
 	out := map[string][]Placement{}
 	for _, jc := range config.EnabledJails(jcs) {
 		for _, spec := range jc.Actions {
+			if native, err := action.IsCloudflare(spec); err != nil {
+				return nil, err
+			} else if native {
+				zone, _ := spec.Option("cfzone")
+				out[jc.Name] = append(out[jc.Name], Placement{Action: spec.Name, Zone: zone})
+				continue
+			}
 			def, err := action.Load(dir, jc.Name, spec)
 			if err != nil {
 				return nil, err
@@ -350,6 +398,63 @@ func placements(dir string) (map[string][]Placement, error) {
 		}
 	}
 	return out, nil
+}
+
+// drainOutbox waits until the Cloudflare outbox has nothing left to send.
+func drainOutbox(ctx context.Context, d *daemon.Daemon) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 15*time.Second)
+	defer cancel()
+	for {
+		var st daemon.Status
+		if err := ask(ctx, d, &st, "status"); err != nil {
+			return err
+		}
+		pending := 0
+		for _, c := range st.Cloudflare {
+			pending += c.PendingBan + c.PendingUnban
+		}
+		if pending == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the Cloudflare outbox still has %d operations to send", pending)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// checkRules compares the rules at the simulated Cloudflare with the bans
+// running in the jails that ban there: one rule per address, whichever
+// jails hold it, and no other.
+func checkRules(jails []string, places map[string][]Placement, banned map[string][]string, rules []CloudflareRule) []string {
+	want := map[string]bool{}
+	for _, j := range jails {
+		for _, p := range places[j] {
+			if p.Zone != "" {
+				for _, ip := range banned[j] {
+					want[ip] = true
+				}
+			}
+		}
+	}
+	have := map[string]int{}
+	for _, r := range rules {
+		have[r.IP]++
+	}
+	var problems []string
+	for ip := range want {
+		if have[ip] != 1 {
+			problems = append(problems, fmt.Sprintf("Cloudflare holds %d rule(s) for %s, banned there", have[ip], ip))
+		}
+	}
+	for ip := range have {
+		if !want[ip] {
+			problems = append(problems, fmt.Sprintf("Cloudflare holds a rule for %s, banned there by no jail", ip))
+		}
+	}
+	sort.Strings(problems)
+	return problems
 }
 
 // ask runs a control command as the client commands do, and decodes
@@ -636,6 +741,10 @@ func (r DaemonResult) print(w io.Writer, after time.Duration) {
 		for _, l := range f.Lines {
 			fmt.Fprintf(w, "      %s\n", l)
 		}
+	}
+	fmt.Fprintf(w, "\nat Cloudflare (simulated), zone %s: %d rule(s)\n", cfsim.DefaultZoneName, len(r.Rules))
+	for _, rule := range r.Rules {
+		fmt.Fprintf(w, "      %-6s %-16s %q\n", rule.Mode, rule.IP, rule.Notes)
 	}
 	fmt.Fprintln(w)
 	width := len("total")

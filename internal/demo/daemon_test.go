@@ -32,14 +32,19 @@ func TestDaemonPart(t *testing.T) {
 		// wantEvents are among the events, "Verb jail ip".
 		wantEvents []string
 		wantFiles  map[string][]string
+		// wantRules are the rules at the simulated Cloudflare, "ip notes".
+		wantRules []string
 	}{
 		{
 			name: "the shipped attack log", timeout: 45 * time.Second,
 			wantBanned: []string{
 				"sshd 203.0.113.99 hosts-deny-file: banned/hosts.deny",
-				"nginx-http-auth 2001:db8:77::9 nginx-deny-file: banned/nginx-deny.conf",
-				"recidive 203.0.113.10 hosts-deny-file: banned/hosts.deny nginx-deny-file: banned/nginx-deny.conf",
+				"nginx-http-auth 2001:db8:77::9 nginx-deny-file: banned/nginx-deny.conf cloudflare-token: Cloudflare zone example.com",
+				"recidive 203.0.113.10 hosts-deny-file: banned/hosts.deny nginx-deny-file: banned/nginx-deny.conf cloudflare-token: Cloudflare zone example.com",
 			},
+			// One rule for 203.0.113.10, which nginx-http-auth banned
+			// first and recidive still holds after its unban.
+			wantRules: []string{"2001:db8:77::9 Fail2Ban nginx-http-auth", "203.0.113.10 Fail2Ban nginx-http-auth"},
 			wantEvents: []string{
 				"Ban sshd 203.0.113.10", "Ban nginx-http-auth 203.0.113.10", "Ban recidive 203.0.113.10",
 				"Unban sshd 203.0.113.10", "Unban nginx-http-auth 203.0.113.10",
@@ -91,6 +96,14 @@ func TestDaemonPart(t *testing.T) {
 			}
 			if !slices.Equal(banned, tt.wantBanned) {
 				t.Errorf("banned at the end:\n%s\nwant:\n%s", strings.Join(banned, "\n"), strings.Join(tt.wantBanned, "\n"))
+			}
+			var rules []string
+			for _, r := range res.Rules {
+				rules = append(rules, r.IP+" "+r.Notes)
+			}
+			slices.Sort(rules)
+			if !slices.Equal(rules, tt.wantRules) {
+				t.Errorf("rules at cfsim %q, want %q", rules, tt.wantRules)
 			}
 			var events []string
 			for _, e := range res.Events {
