@@ -32,6 +32,36 @@ func writeConf(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// runDaemon loads the configuration in dir with a database of its own and
+// runs it until the test ends, failing the test if Run returns an error.
+// log nil discards the daemon's log.
+func runDaemon(t *testing.T, dir string, log *slog.Logger) (context.Context, *Daemon) {
+	t.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Load(dir, Options{Store: db, Log: log})
+	if err != nil {
+		db.Close()
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		db.Close()
+	})
+	return ctx, d
+}
+
 func TestLoad(t *testing.T) {
 	base := map[string]string{
 		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
@@ -89,24 +119,7 @@ func TestHandleGrammar(t *testing.T) {
 		"action.d/note.conf": "[Definition]\nactionban = true\n",
 		"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = $DIR/app.log\n",
 	})
-	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	ctx, d := runDaemon(t, dir, nil)
 	tests := []struct {
 		args    []string
 		wantErr string
@@ -148,24 +161,7 @@ func TestReload(t *testing.T) {
 		"action.d/note.conf": "[Definition]\nactionstart = echo start <name> >> $DIR/calls\nactionban = true\nactionstop = echo stop <name> >> $DIR/calls\n",
 		"jail.local":         app,
 	})
-	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	}()
+	ctx, d := runDaemon(t, dir, nil)
 	if _, err := d.Handle(ctx, []string{"set", "app", "banip", "192.0.2.1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -248,24 +244,7 @@ func TestJailOptions(t *testing.T) {
 				"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nmaxretry = 2\nlogpath = $DIR/app.log\n" + tt.options,
 				"app.log":            "",
 			})
-			db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- d.Run(ctx) }()
-			defer func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			}()
+			ctx, d := runDaemon(t, dir, nil)
 			// Once the jail is ready, it follows the log.
 			if _, err := d.Handle(ctx, []string{"get", "app", "banip"}); err != nil {
 				t.Fatal(err)
@@ -323,22 +302,7 @@ func TestLogpathTail(t *testing.T) {
 				"jail.local":         "[app]\nenabled = true\nfilter = app\naction = note\nmaxretry = 2\nlogpath = $DIR/app.log" + tt.mode + "\n",
 				"app.log":            now + " fail from 192.0.2.1\n" + now + " fail from 192.0.2.1\n",
 			})
-			db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			d, err := Load(dir, Options{Store: db, Log: slog.New(slog.DiscardHandler)})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan error, 1)
-			go func() { done <- d.Run(ctx) }()
-			defer func() {
-				cancel()
-				<-done
-			}()
+			_, d := runDaemon(t, dir, nil)
 			j, _ := d.jail("app")
 			<-j.Ready()
 			// A new attacker after the start: once it is banned, the old
@@ -395,30 +359,15 @@ func (l *lockedBuffer) String() string {
 func TestRealIPWarning(t *testing.T) {
 	sim := cfsim.New(cfsim.Config{Tokens: []cfsim.Token{{Value: "tok-realip-0123456789"}}, Seed: 3})
 	srv := httptest.NewServer(sim)
-	defer srv.Close()
+	t.Cleanup(srv.Close) // after the daemon's cleanup: its worker talks to it
 	dir := writeConf(t, map[string]string{
 		"filter.d/wp.conf": "[Definition]\nfailregex = ^<HOST> - \\S+ \\[.*\\] \"(?:GET|POST) /wp-login\\.php\n",
 		"jail.local": "[wp]\nenabled = true\nfilter = wp\nmaxretry = 2\nlogpath = $DIR/access.log\n" +
 			"action = cloudflare-token[cfzone=example.com, cftoken=tok-realip-0123456789, cfapi=\"" + srv.URL + "/client/v4\"]\n",
 		"access.log": "",
 	})
-	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var logged lockedBuffer
-	d, err := Load(dir, Options{Store: db, Log: slog.New(slog.NewTextHandler(&logged, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
+	_, d := runDaemon(t, dir, slog.New(slog.NewTextHandler(&logged, nil)))
 	j, _ := d.jail("wp")
 	<-j.Ready()
 	f, err := os.OpenFile(filepath.Join(dir, "access.log"), os.O_APPEND|os.O_WRONLY, 0)
