@@ -41,6 +41,13 @@ that changed (a configuration error then changes nothing). SIGTERM or
 "edgeban stop" stops it, stopping the actions as fail2ban does; the bans
 stay in the database and are restored at the next start.
 
+edgeban.conf's [Definition] sets the daemon's dbfile, socket and
+logtarget, and the worker that delivers the native Cloudflare actions'
+bans: cfratelimit, cfratewindow and cfrateburst (the credential's request
+budget, default 1150 per 5m in bursts of 50, under Cloudflare's 1,200;
+raise it only when Cloudflare raised the limit) and cfconcurrency
+(access-rule requests in flight, default 4).
+
 Flags:
 `
 
@@ -101,7 +108,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	defer unlock()
 	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches, FlushLogs: reopenLog,
-		Cloudflare: daemon.CloudflareOptions{Credentials: action.CredentialsFile(), Getenv: c.getenv},
+		Cloudflare: daemon.CloudflareOptions{Credentials: action.CredentialsFile(), Getenv: c.getenv,
+			RateLimit: srv.Cloudflare.RateLimit, RateWindow: srv.Cloudflare.RateWindow, RateBurst: srv.Cloudflare.RateBurst,
+			Concurrency: srv.Cloudflare.Concurrency},
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)
 		},

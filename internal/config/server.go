@@ -29,12 +29,32 @@ type Server struct {
 	Fail2banDBFile string
 	DBPurgeAge     time.Duration
 	DBMaxMatches   int
+	// Cloudflare sizes the daemon's Cloudflare worker. Only edgeban.conf
+	// sets it.
+	Cloudflare CloudflareSettings
 	// Pos tells where each setting was read.
 	Pos map[string]Pos
 }
 
+// CloudflareSettings size the request budget and the concurrency of the
+// worker that delivers the native Cloudflare actions' bans. A zero field
+// keeps the worker's default: 1,150 requests per 5 minutes per
+// credential (Cloudflare allows 1,200) in bursts of 50, and 4 access-rule
+// requests in flight. They are edgeban.conf's cfratelimit, cfratewindow,
+// cfrateburst and cfconcurrency, the --rate-limit, --rate-window,
+// --rate-burst and --concurrency of edgeban cloudflare serve. Raise the
+// budget only when Cloudflare has raised the credential's limit: going
+// over locks it out for five minutes.
+type CloudflareSettings struct {
+	RateLimit   int           // requests per RateWindow, all callers of a credential together
+	RateWindow  time.Duration // the budget's window
+	RateBurst   int           // requests that may go at once before the rest are spaced out
+	Concurrency int           // access-rule requests in flight
+}
+
 // serverDefaults are fail2ban's own defaults, used where no file sets an
-// option.
+// option; "" is no value (the option is edgeban's, and its zero value
+// means the default of the code that uses it).
 var serverDefaults = map[string]string{
 	"loglevel":       "INFO",
 	"logtarget":      "STDERR",
@@ -46,6 +66,11 @@ var serverDefaults = map[string]string{
 	"edgeban/socket": "/run/edgeban/edgeban.sock",
 	"dbpurgeage":     "1d",
 	"dbmaxmatches":   "10",
+
+	"edgeban/cfratelimit":   "",
+	"edgeban/cfratewindow":  "",
+	"edgeban/cfrateburst":   "",
+	"edgeban/cfconcurrency": "",
 }
 
 var logLevels = []string{"CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "TRACEDEBUG", "HEAVYDEBUG"}
@@ -68,8 +93,13 @@ func ReadServer(dir string) (*Server, error) {
 		if !cfg.HasSection(sec) {
 			sec = DefaultSection
 		}
-		for opt := range serverDefaults {
-			if strings.HasPrefix(opt, "edgeban/") {
+		for key := range serverDefaults {
+			// An "edgeban/" key is read from edgeban.conf only; there it
+			// takes the place of fail2ban's option of the same name
+			// (dbfile, socket), which is fail2ban-server's.
+			opt, own := strings.CutPrefix(key, "edgeban/")
+			_, shadowed := serverDefaults["edgeban/"+opt]
+			if own != (name == "edgeban" && shadowed) {
 				continue
 			}
 			o, ok := cfg.Raw(sec, opt)
@@ -79,10 +109,6 @@ func ReadServer(dir string) (*Server, error) {
 			v, err := cfg.Get(sec, opt)
 			if err != nil {
 				return nil, err
-			}
-			key := opt
-			if name == "edgeban" && (opt == "dbfile" || opt == "socket") {
-				key = "edgeban/" + opt
 			}
 			values[key], pos[key] = strings.TrimSpace(v), o.Pos
 		}
@@ -121,6 +147,32 @@ func ReadServer(dir string) (*Server, error) {
 		return nil, fmt.Errorf("%soption \"dbmaxmatches\": %q is not a whole number", where("dbmaxmatches"), get("dbmaxmatches"))
 	}
 	s.DBMaxMatches = n
+	// The Cloudflare worker's settings: whole numbers above zero, and a
+	// time as fail2ban writes one ("5m", "300").
+	for _, o := range []struct {
+		opt string
+		to  *int
+	}{{"cfratelimit", &s.Cloudflare.RateLimit}, {"cfrateburst", &s.Cloudflare.RateBurst}, {"cfconcurrency", &s.Cloudflare.Concurrency}} {
+		v := get("edgeban/" + o.opt)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("%soption %q: %q is not a whole number above 0", where("edgeban/"+o.opt), o.opt, v)
+		}
+		*o.to = n
+	}
+	if v := get("edgeban/cfratewindow"); v != "" {
+		w, err := Seconds(v)
+		if err == nil && w <= 0 {
+			err = errors.New("it must be above 0")
+		}
+		if err != nil {
+			return nil, fmt.Errorf("%soption \"cfratewindow\": %q: %w", where("edgeban/cfratewindow"), v, err)
+		}
+		s.Cloudflare.RateWindow = time.Duration(w * float64(time.Second))
+	}
 	return s, nil
 }
 

@@ -45,6 +45,25 @@ func TestReadServer(t *testing.T) {
 		{"edgeban.local alone", map[string]string{"edgeban.local": "[DEFAULT]\nloglevel = debug\n"}, func(s *Server) bool {
 			return s.LogLevel == "DEBUG"
 		}, ""},
+		{"no Cloudflare settings: the worker's defaults", map[string]string{"edgeban.conf": "[Definition]\n"}, func(s *Server) bool {
+			return s.Cloudflare == CloudflareSettings{}
+		}, ""},
+		{"Cloudflare settings", map[string]string{
+			"edgeban.conf":  "[Definition]\ncfratelimit = 50000\ncfratewindow = 1m\ncfrateburst = 200\n",
+			"edgeban.local": "[Definition]\ncfconcurrency = 32\n",
+		}, func(s *Server) bool {
+			return s.Cloudflare == CloudflareSettings{RateLimit: 50000, RateWindow: time.Minute, RateBurst: 200, Concurrency: 32}
+		}, ""},
+		{"Cloudflare settings are edgeban.conf's only", map[string]string{
+			"fail2ban.conf": "[Definition]\ncfratelimit = 50000\ncfconcurrency = oops\n",
+		}, func(s *Server) bool {
+			return s.Cloudflare == CloudflareSettings{}
+		}, ""},
+		{"bad cfratelimit", map[string]string{"edgeban.conf": "[Definition]\ncfratelimit = lots\n"}, nil, `edgeban.conf:2: option "cfratelimit": "lots" is not a whole number above 0`},
+		{"zero cfconcurrency", map[string]string{"edgeban.conf": "[Definition]\n\ncfconcurrency = 0\n"}, nil, `edgeban.conf:3: option "cfconcurrency"`},
+		{"negative cfrateburst", map[string]string{"edgeban.conf": "[Definition]\ncfrateburst = -1\n"}, nil, `edgeban.conf:2: option "cfrateburst"`},
+		{"bad cfratewindow", map[string]string{"edgeban.conf": "[Definition]\ncfratewindow = soon\n"}, nil, `edgeban.conf:2: option "cfratewindow"`},
+		{"zero cfratewindow", map[string]string{"edgeban.conf": "[Definition]\ncfratewindow = 0\n"}, nil, `edgeban.conf:2: option "cfratewindow": "0": it must be above 0`},
 		{"bad loglevel", map[string]string{"fail2ban.conf": "[Definition]\nloglevel = LOUD\n"}, nil, `fail2ban.conf:2: option "loglevel"`},
 		{"bad dbpurgeage", map[string]string{"edgeban.conf": "[Definition]\n\ndbpurgeage = soon\n"}, nil, `edgeban.conf:3: option "dbpurgeage"`},
 		{"bad dbmaxmatches", map[string]string{"edgeban.conf": "[Definition]\ndbmaxmatches = -2\n"}, nil, `edgeban.conf:2: option "dbmaxmatches"`},

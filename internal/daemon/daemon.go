@@ -80,7 +80,7 @@ func (d *Daemon) runWorker(ctx context.Context) {
 		hc = &http.Client{}
 	}
 	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: hc,
-		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Logger: d.opts.Log})
+		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Concurrency: cf.Concurrency, Logger: d.opts.Log})
 	if err != nil {
 		d.opts.Log.Error("Cloudflare worker", "err", err)
 		return
@@ -130,6 +130,9 @@ type CloudflareOptions struct {
 	RateLimit  int
 	RateWindow time.Duration
 	RateBurst  int
+	// Concurrency bounds the worker's access-rule requests in flight;
+	// zero takes delivery's default.
+	Concurrency int
 }
 
 // Load builds the enabled jails of the configuration in dir. A jail that

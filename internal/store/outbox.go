@@ -15,6 +15,14 @@ import (
 // followed by an unban before anything was sent coalesces into nothing, and
 // several jails holding one target share one remote rule.
 //
+// have is exact only while no write is out: a write that went out and
+// whose outcome was never recorded (the process died, the request was
+// cut short, or the answer was an error that Cloudflare may have acted
+// on all the same) leaves it unknown, which the entry marks as sent. A
+// ban or unban of such an entry does not coalesce with it: it turns into
+// the operation that is right whatever Cloudflare holds, a create that
+// adopts a rule already there, or a delete that looks the rule up first.
+//
 // A destination is an opaque spec (the delivery layer's JSON) with a unique
 // key; a target is the normalised value Cloudflare stores (an address or a
 // CIDR). A hold is one jail's ban of one address, which maps onto a target
@@ -55,6 +63,9 @@ type Entry struct {
 	NextAt    time.Time
 	Claim     string
 	Delivered time.Time
+	// Sent marks a write (a create or a delete) that went out and whose
+	// outcome is not recorded: Have may be wrong.
+	Sent bool
 }
 
 // Pending reports whether the entry needs delivery.
@@ -190,6 +201,11 @@ func (db *DB) Ban(ctx context.Context, holds ...Hold) (pending int, err error) {
 INSERT INTO cf_entry (dest, target, want, have, jail, changed) VALUES (?, ?, 1, 0, ?, ?)
 ON CONFLICT(dest, target) DO UPDATE SET
 	want = 1,
+	-- A write whose outcome is unknown: create again, which adopts the
+	-- rule if it is still there.
+	have = CASE WHEN cf_entry.want = 0 AND cf_entry.sent = 1 THEN 0 ELSE cf_entry.have END,
+	remote_id = CASE WHEN cf_entry.want = 0 AND cf_entry.sent = 1 THEN '' ELSE cf_entry.remote_id END,
+	foreign_rule = CASE WHEN cf_entry.want = 0 AND cf_entry.sent = 1 THEN 0 ELSE cf_entry.foreign_rule END,
 	jail = CASE WHEN cf_entry.want = 0 THEN excluded.jail ELSE cf_entry.jail END,
 	changed = CASE WHEN cf_entry.want = 0 THEN excluded.changed ELSE cf_entry.changed END,
 	attempts = CASE WHEN cf_entry.want = cf_entry.have THEN 0 ELSE cf_entry.attempts END,
@@ -256,10 +272,15 @@ WHERE cf_entry.want = 0 AND cf_entry.have = 0`, h.Dest, h.Target, h.Jail, now)
 				}
 				continue
 			}
+			// A create whose outcome is unknown may have made the rule: it
+			// is deleted if it is there, looked up by address and note.
 			var have int
 			err = tx.QueryRowContext(ctx, `
 UPDATE cf_entry SET
 	want = 0,
+	have = CASE WHEN have = 0 AND sent = 1 THEN 1 ELSE have END,
+	remote_id = CASE WHEN have = 0 AND sent = 1 THEN '' ELSE remote_id END,
+	foreign_rule = CASE WHEN have = 0 AND sent = 1 THEN 0 ELSE foreign_rule END,
 	changed = ?,
 	attempts = CASE WHEN want = have THEN 0 ELSE attempts END,
 	next_at = CASE WHEN want = have THEN 0 ELSE next_at END,
@@ -291,14 +312,14 @@ type ClaimFilter struct {
 	Limit   int      // at most this many; 0 means 1000
 }
 
-const entryCols = "dest, target, want, have, remote_id, foreign_rule, jail, changed, attempts, last_error, next_at, claim, delivered"
+const entryCols = "dest, target, want, have, remote_id, foreign_rule, jail, changed, attempts, last_error, next_at, claim, delivered, sent"
 
 func scanEntry(sc interface{ Scan(...any) error }) (Entry, error) {
 	var e Entry
-	var want, have, foreign int
+	var want, have, foreign, sent int
 	var changed, nextAt, delivered int64
-	err := sc.Scan(&e.Dest, &e.Target, &want, &have, &e.RemoteID, &foreign, &e.Jail, &changed, &e.Attempts, &e.LastError, &nextAt, &e.Claim, &delivered)
-	e.Want, e.Have, e.Foreign = want == 1, have == 1, foreign == 1
+	err := sc.Scan(&e.Dest, &e.Target, &want, &have, &e.RemoteID, &foreign, &e.Jail, &changed, &e.Attempts, &e.LastError, &nextAt, &e.Claim, &delivered, &sent)
+	e.Want, e.Have, e.Foreign, e.Sent = want == 1, have == 1, foreign == 1, sent == 1
 	e.Changed, e.NextAt, e.Delivered = fromMS(changed), fromMS(nextAt), fromMS(delivered)
 	return e, err
 }
@@ -427,7 +448,7 @@ func (db *DB) Complete(ctx context.Context, owner string, results ...Result) (lo
 		for _, r := range results {
 			res, err := tx.ExecContext(ctx, `
 UPDATE cf_entry SET have = ?, remote_id = ?, foreign_rule = ?, attempts = 0, last_error = '', next_at = 0,
-	claim = '', claim_until = 0, delivered = ?
+	claim = '', claim_until = 0, delivered = ?, sent = 0
 WHERE dest = ? AND target = ? AND claim = ?`,
 				b2i(r.Have), r.RemoteID, b2i(r.Foreign), now, r.Dest, r.Target, owner)
 			if err != nil {
@@ -448,6 +469,35 @@ WHERE dest = ? AND target = ? AND claim = ?`,
 		return 0, fmt.Errorf("store: complete: %w", err)
 	}
 	return lost, nil
+}
+
+// MarkSent records that a write for owner's claimed entries of dest is
+// about to go out: until Complete records its outcome, the entries' have
+// is unknown, and a ban or unban meanwhile is not coalesced with them.
+// It must come before the request, and the request must not go if it
+// fails. Sent stays through Fail and Release: an error or an interrupted
+// request may have reached Cloudflare all the same.
+func (db *DB) MarkSent(ctx context.Context, owner string, dest int64, targets ...string) error {
+	if len(targets) == 0 {
+		return nil
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, "UPDATE cf_entry SET sent = 1 WHERE dest = ? AND target = ? AND claim = ? AND sent = 0")
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		for _, t := range targets {
+			if _, err := st.ExecContext(ctx, dest, t, owner); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("store: mark sent: %w", err)
+	}
+	return nil
 }
 
 // Fail records a failed delivery attempt of a claimed entry, releases the
@@ -556,7 +606,7 @@ func (db *DB) Reconcile(ctx context.Context, dest int64, target string, have boo
 	var ok bool
 	err := db.tx(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `
-UPDATE cf_entry SET have = ?, remote_id = ?, foreign_rule = 0, next_at = 0, attempts = 0
+UPDATE cf_entry SET have = ?, remote_id = ?, foreign_rule = 0, next_at = 0, attempts = 0, sent = 0
 WHERE dest = ? AND target = ? AND (claim = '' OR claim_until < ?)`, b2i(have), remoteID, dest, target, ms(db.now()))
 		if err != nil {
 			return err
@@ -729,7 +779,7 @@ func (db *DB) Park(ctx context.Context, dest int64, targets []string, msg string
 		n = 0
 		for _, t := range targets {
 			res, err := tx.ExecContext(ctx, `
-UPDATE cf_entry SET have = 0, remote_id = '', next_at = ?, last_error = ?, attempts = attempts + 1
+UPDATE cf_entry SET have = 0, remote_id = '', next_at = ?, last_error = ?, attempts = attempts + 1, sent = 0
 WHERE dest = ? AND target = ? AND (claim = '' OR claim_until < ?)`, ms(until), truncate(msg, 500), dest, t, ms(db.now()))
 			if err != nil {
 				return err
@@ -818,6 +868,8 @@ func (db *DB) Aggregate(ctx context.Context, dest int64, prefix string, members 
 			}
 			if _, err := tx.ExecContext(ctx, `
 UPDATE cf_entry SET want = 0, changed = ?,
+	have = CASE WHEN have = 0 AND sent = 1 THEN 1 ELSE have END,
+	remote_id = CASE WHEN have = 0 AND sent = 1 THEN '' ELSE remote_id END,
 	attempts = CASE WHEN have = 0 THEN 0 ELSE attempts END,
 	next_at = CASE WHEN have = 0 THEN 0 ELSE next_at END,
 	last_error = CASE WHEN have = 0 THEN '' ELSE last_error END

@@ -376,6 +376,11 @@ CREATE TABLE log_pos (
 	PRIMARY KEY (jail, path)
 ) WITHOUT ROWID;
 `,
+	// 5: an entry whose write went out and whose outcome is not recorded
+	// (see Entry.Sent).
+	`
+ALTER TABLE cf_entry ADD COLUMN sent INTEGER NOT NULL DEFAULT 0;
+`,
 }
 
 func (db *DB) migrate(ctx context.Context) error {

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"os"
@@ -59,7 +60,11 @@ func TestOpenPrivateFile(t *testing.T) {
 
 // step is one outbox operation in a scenario.
 type step struct {
-	op     string // ban, unban, deliver
+	// op is ban, unban, deliver, or one of these deliveries whose outcome
+	// is never recorded: "lost" (the write went out, then the worker was
+	// killed), "failed" (it went out and was answered with an error) and
+	// "held" (claimed, then held back without a request).
+	op     string
 	jail   string
 	ip     string
 	target string
@@ -96,7 +101,7 @@ func TestOutboxCoalescing(t *testing.T) {
 				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "ban", jail: "nginx", ip: "192.0.2.1"}, {op: "deliver"},
 				{op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "unban", jail: "nginx", ip: "192.0.2.1"},
 			},
-			wantPending: []string{"192.0.2.1 0/1"},
+			wantPending: []string{"192.0.2.1 0/1 id=id"},
 			wantCalls:   1,
 		},
 		{
@@ -111,6 +116,51 @@ func TestOutboxCoalescing(t *testing.T) {
 			name:        "unban of something never banned here is looked up remotely",
 			steps:       []step{{op: "unban", jail: "sshd", ip: "192.0.2.9"}},
 			wantPending: []string{"192.0.2.9 0/1"},
+		},
+		{
+			// The create may have made the rule: it is looked up and deleted.
+			name:        "unban after a create that went out and was lost",
+			steps:       []step{{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "lost"}, {op: "unban", jail: "sshd", ip: "192.0.2.1"}},
+			wantPending: []string{"192.0.2.1 0/1 id=''"},
+		},
+		{
+			name:        "unban after a create that went out and failed",
+			steps:       []step{{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "failed"}, {op: "unban", jail: "sshd", ip: "192.0.2.1"}},
+			wantPending: []string{"192.0.2.1 0/1 id=''"},
+		},
+		{
+			name:        "unban after a create that never went out is still a no-op",
+			steps:       []step{{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "held"}, {op: "unban", jail: "sshd", ip: "192.0.2.1"}},
+			wantPending: nil,
+		},
+		{
+			// The delete may not have happened: create again (it adopts).
+			name: "ban again after a delete that went out and was lost",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "lost"},
+				{op: "ban", jail: "nginx", ip: "192.0.2.1"},
+			},
+			wantPending: []string{"192.0.2.1 1/0 id=''"},
+			wantCalls:   1,
+		},
+		{
+			name: "ban again after an unban that never went out is still a no-op",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "192.0.2.1"}, {op: "held"},
+				{op: "ban", jail: "nginx", ip: "192.0.2.1"},
+			},
+			wantCalls: 1,
+		},
+		{
+			name: "a recorded outcome ends the doubt",
+			steps: []step{
+				{op: "ban", jail: "sshd", ip: "192.0.2.1"}, {op: "failed"}, {op: "deliver"},
+				{op: "unban", jail: "sshd", ip: "192.0.2.1"},
+			},
+			wantPending: []string{"192.0.2.1 0/1 id=id"},
+			wantCalls:   1,
 		},
 	}
 	for _, tt := range tests {
@@ -140,6 +190,21 @@ func TestOutboxCoalescing(t *testing.T) {
 						calls++
 						_, err = db.Complete(ctx, "t", Result{Dest: e.Dest, Target: e.Target, Have: e.Want, RemoteID: "id", Op: "x", Outcome: "ok"})
 					}
+				case "lost", "failed", "held":
+					var claimed []Entry
+					claimed, err = db.Claim(ctx, "worker:1", ClaimFilter{}, time.Minute)
+					for _, e := range claimed {
+						if err == nil && s.op != "held" {
+							err = db.MarkSent(ctx, "worker:1", e.Dest, e.Target)
+						}
+						if err == nil && s.op != "lost" {
+							err = db.Fail(ctx, "worker:1", e.Dest, e.Target, "HTTP 503", time.Time{})
+						}
+					}
+					if err == nil && s.op == "lost" {
+						// The worker was killed; the next one takes its claims back.
+						_, err = db.ReleasePrefix(ctx, "worker:")
+					}
 				}
 				if err != nil {
 					t.Fatal(err)
@@ -148,7 +213,13 @@ func TestOutboxCoalescing(t *testing.T) {
 			var pending []string
 			db.Entries(ctx, dest, func(e Entry) error {
 				if e.Pending() {
-					pending = append(pending, fmt.Sprintf("%s %d/%d", e.Target, b2i(e.Want), b2i(e.Have)))
+					p := fmt.Sprintf("%s %d/%d", e.Target, b2i(e.Want), b2i(e.Have))
+					if e.Sent || e.RemoteID != "" {
+						// The remote id tells a delete by id from one that
+						// looks the rule up first.
+						p += fmt.Sprintf(" id=%s", cmp.Or(e.RemoteID, "''"))
+					}
+					pending = append(pending, p)
 				}
 				return nil
 			})

@@ -360,6 +360,9 @@ func (d *Deliverer) createRule(ctx context.Context, ds *dest, e store.Entry) (st
 		return store.Result{}, err
 	}
 	res := store.Result{Dest: e.Dest, Target: e.Target, Have: true, Op: "ban"}
+	if err := d.db.MarkSent(ctx, d.cfg.Owner, e.Dest, e.Target); err != nil {
+		return store.Result{}, err
+	}
 	rule, err := ds.client.CreateAccessRule(ctx, sc, ds.spec.Mode, cfg, ds.spec.Note(e.Jail))
 	if err == nil {
 		res.RemoteID, res.Outcome = rule.ID, "created"
@@ -450,6 +453,9 @@ func (d *Deliverer) deleteRule(ctx context.Context, ds *dest, e store.Entry) (st
 		}
 	}
 	res.Outcome = "deleted"
+	if err := d.db.MarkSent(ctx, d.cfg.Owner, e.Dest, e.Target); err != nil {
+		return store.Result{}, err
+	}
 	for _, id := range ids {
 		err := ds.client.DeleteAccessRule(ctx, sc, id)
 		switch {

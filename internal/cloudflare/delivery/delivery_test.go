@@ -263,6 +263,97 @@ func TestLostAnswerIsAdopted(t *testing.T) {
 	}
 }
 
+// TestUnbanAfterUnansweredWrite: a ban whose write reached Cloudflare
+// but whose outcome was never recorded, and which is then unbanned before
+// its next attempt, is removed at Cloudflare, not left there for ever.
+// The create of an access rule is applied and answered 5xx; the write of
+// a list is accepted, and the worker stops before the operation is done
+// (as when it is killed: the claim is released, nothing recorded).
+func TestUnbanAfterUnansweredWrite(t *testing.T) {
+	tests := []struct {
+		name  string
+		list  bool
+		cfg   cfsim.Config
+		write string // the request after whose answer the worker stops
+	}{
+		{"access rule, create answered 5xx after it was applied", false, cfsim.Config{Faults: cfsim.Faults{Applied5xx: 1}}, ""},
+		{"list, the worker stops once the write is accepted", true, cfsim.Config{}, "POST /items"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, tt.cfg)
+			auth := cloudflare.Auth{Token: testToken}
+			spec := Spec{Scope: ScopeAccount, Account: cfsim.DefaultAccountID}
+			if tt.list {
+				spec = Spec{Scope: ScopeList, Account: cfsim.DefaultAccountID, List: "edgeban", API: e.api(), Cred: auth.Fingerprint()}
+				spec, _ = spec.Normalize()
+				if steps, err := SetupList(ctx, spec, auth, e.hc, []string{cfsim.DefaultZoneName}, "block"); err != nil {
+					t.Fatal(steps, err)
+				}
+			}
+			d := e.register(spec, auth)
+			ips := []string{"192.0.2.1", "192.0.2.2"}
+			if _, err := e.outbox.Ban(ctx, d, "sshd", ips...); err != nil {
+				t.Fatal(err)
+			}
+			// One attempt, cut short after the write: the failed entry's
+			// retry is not due before the drain's end.
+			dctx, cancel := context.WithTimeout(ctx, time.Second)
+			defer cancel()
+			hc := e.hc
+			if tt.write != "" {
+				method, suffix, _ := strings.Cut(tt.write, " ")
+				hc = &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+					res, err := e.hc.Transport.RoundTrip(r)
+					if err == nil && res.StatusCode == http.StatusOK && r.Method == method && strings.HasSuffix(r.URL.Path, suffix) {
+						cancel()
+					}
+					return res, err
+				})}
+			}
+			w := e.deliverer("worker:1", func(c *Config) { c.MaxRetries = -1; c.HTTPClient = hc })
+			if _, err := w.Drain(dctx, store.ClaimFilter{}, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			held := func() int {
+				if tt.list {
+					return len(e.sim.ListItems("edgeban"))
+				}
+				return len(e.sim.AccessRules(cfsim.AccountScope(cfsim.DefaultAccountID)))
+			}
+			// The list's write completes after the worker stopped.
+			for i := 0; held() != len(ips); i++ {
+				if i == 50 {
+					t.Fatalf("%d held at Cloudflare after the unanswered write, want %d", held(), len(ips))
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			for _, ip := range ips {
+				if en, _ := e.db.Entry(ctx, d.ID, ip); en.Have || !en.Sent {
+					t.Fatalf("entry %+v: want have false and sent", en)
+				}
+			}
+			if _, err := e.outbox.Unban(ctx, d, "sshd", ips...); err != nil {
+				t.Fatal(err)
+			}
+			e.drain(e.deliverer("worker:2", func(c *Config) { c.MaxRetries = 5 }))
+			if n := held(); n != 0 {
+				t.Errorf("%d left at Cloudflare after the unbans", n)
+			}
+			for _, ip := range ips {
+				if en, _ := e.db.Entry(ctx, d.ID, ip); en.Pending() || en.Have || en.Sent {
+					t.Errorf("entry %+v after the unbans", en)
+				}
+			}
+		})
+	}
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 func TestListMode(t *testing.T) {
 	ctx := context.Background()
 	e := newEnv(t, cfsim.Config{})

@@ -93,12 +93,17 @@ func (d *Deliverer) deliverList(ctx context.Context, ds *dest, es []store.Entry)
 
 func (d *Deliverer) addListItems(ctx context.Context, ds *dest, listID string, adds []store.Entry) {
 	items := make([]cloudflare.ListItemInput, len(adds))
+	targets := make([]string, len(adds))
 	for i, e := range adds {
 		items[i] = cloudflare.ListItemInput{IP: e.Target, Comment: listComment(e.Jail, e.Changed)}
+		targets[i] = e.Target
 	}
-	err := d.bulk(ctx, ds, func() (string, error) {
-		return ds.client.AddListItems(ctx, ds.spec.Account, listID, items)
-	})
+	err := d.db.MarkSent(ctx, d.cfg.Owner, ds.id, targets...)
+	if err == nil {
+		err = d.bulk(ctx, ds, func() (string, error) {
+			return ds.client.AddListItems(ctx, ds.spec.Account, listID, items)
+		})
+	}
 	if err != nil {
 		if cloudflare.IsNotFound(err) {
 			d.forgetListID(ctx, ds)
@@ -198,7 +203,7 @@ func (d *Deliverer) removeListItems(ctx context.Context, ds *dest, listID string
 			return
 		}
 	}
-	var del []string
+	var del, deleting []string // item ids, and the targets they are
 	var rs []store.Result
 	regular := removes[:len(removes)-evicted]
 	for _, e := range regular {
@@ -214,6 +219,7 @@ func (d *Deliverer) removeListItems(ctx context.Context, ds *dest, listID string
 		default:
 			r.Outcome = "deleted"
 			del = append(del, id)
+			deleting = append(deleting, e.Target)
 		}
 		rs = append(rs, r)
 	}
@@ -225,9 +231,12 @@ func (d *Deliverer) removeListItems(ctx context.Context, ds *dest, listID string
 		victimTargets = append(victimTargets, v.Target)
 	}
 	if len(del) > 0 {
-		err := d.bulk(ctx, ds, func() (string, error) {
-			return ds.client.DeleteListItems(ctx, ds.spec.Account, listID, del)
-		})
+		err := d.db.MarkSent(ctx, d.cfg.Owner, ds.id, deleting...)
+		if err == nil {
+			err = d.bulk(ctx, ds, func() (string, error) {
+				return ds.client.DeleteListItems(ctx, ds.spec.Account, listID, del)
+			})
+		}
 		if err != nil {
 			for _, e := range regular {
 				d.fail(ctx, e, err)
