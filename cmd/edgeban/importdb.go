@@ -16,7 +16,10 @@ Copies the bans of fail2ban's database (schema version 4, fail2ban 0.11
 and later; default: fail2ban.conf's dbfile) into edgeban's (default:
 edgeban.conf's dbfile): the bans still running, which edgeban serve then
 restores, and the record of past bans, so that bantime.increment keeps
-counting repeat offenders. fail2ban's file is only read.
+counting repeat offenders. At its start, edgeban serve also lifts at
+Cloudflare the bans on record that have ended (fail2ban may not have):
+each is looked up by address and note, and only a rule with our note is
+deleted. fail2ban's file is only read.
 
 Flags:
 `

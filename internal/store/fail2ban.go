@@ -22,6 +22,15 @@ type Fail2banImport struct {
 // offenders, and the bans still running at now (permanent ones
 // included) as active bans, which a restart restores. The fail2ban file is
 // opened read-only and not changed. Importing twice changes nothing.
+//
+// The bans on record that have ended go in among the active bans too,
+// with their end: to edgeban serve, they are bans that ended while it
+// was down, which its start lifts in the actions whose bans outlive the
+// daemon (Cloudflare's) and drops from the others. fail2ban's database
+// does not tell whether fail2ban lifted them: a ban that ended while
+// fail2ban was down never was, and the seed's shell action fails every
+// unban under Python 3. So each gets one look-up at Cloudflare, by
+// address and our note, and a delete if a rule of ours is still there.
 func (db *DB) ImportFail2ban(ctx context.Context, path string, now time.Time) (Fail2banImport, error) {
 	var st Fail2banImport
 	if _, err := os.Stat(path); err != nil {
@@ -75,16 +84,15 @@ func (db *DB) ImportFail2ban(ctx context.Context, path string, now time.Time) (F
 				return err
 			}
 			st.Records++
-			if end := b.End(); b.BanTime >= 0 && !end.After(now) {
-				continue
-			}
 			if _, err := tx.ExecContext(ctx, `INSERT INTO jail_ban (jail, ip, at, bantime, bancount, data) VALUES (?, ?, ?, ?, ?, ?)
 				ON CONFLICT (jail, ip) DO UPDATE SET at = excluded.at, bantime = excluded.bantime, bancount = excluded.bancount, data = excluded.data
 				WHERE excluded.at >= jail_ban.at`,
 				b.Jail, b.IP, ms(b.At), banTimeMS(b.BanTime), b.BanCount, b.Data); err != nil {
 				return err
 			}
-			st.Active++
+			if end := b.End(); b.BanTime < 0 || end.After(now) {
+				st.Active++
+			}
 		}
 		return nil
 	})

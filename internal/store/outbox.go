@@ -234,7 +234,11 @@ RETURNING have`, h.Dest, h.Target, h.Jail, now).Scan(&have)
 // action banned before edgeban was installed: unless another jail holds the
 // target, the entry is marked as possibly held remotely, without an id, so
 // that delivery looks the rule up by address and note and deletes it if it
-// is ours.
+// is ours. If another jail still bans the address by the daemon's record
+// (jail_ban), the rule may be that jail's too, shared under one note: a ban
+// imported from fail2ban that the jail has not restored at its actions yet.
+// The look-up then waits until that ban ends; if the jail takes the target
+// meanwhile, the rule is its, and goes with its unban.
 func (db *DB) Unban(ctx context.Context, holds ...Hold) (pending int, err error) {
 	now := ms(db.now())
 	err = db.tx(ctx, func(tx *sql.Tx) error {
@@ -259,11 +263,18 @@ func (db *DB) Unban(ctx context.Context, holds ...Hold) (pending int, err error)
 			}
 			if !held {
 				// Unknown to us: maybe a rule made by the shell action.
+				var due int64 // when the look-up may go: now, or when another jail's ban ends
+				if err := tx.QueryRowContext(ctx, `
+SELECT COALESCE(MAX(CASE WHEN b.bantime < 0 THEN ? ELSE b.at + b.bantime END), 0)
+FROM jail_record r JOIN jail_ban b ON b.jail = r.jail AND b.ip = r.ip -- every ban has its record, keyed by address
+WHERE r.ip = ? AND r.jail != ? AND (b.bantime < 0 OR b.at + b.bantime > ?)`, ms(neverDue), h.IP, h.Jail, now).Scan(&due); err != nil {
+					return err
+				}
 				res, err := tx.ExecContext(ctx, `
-INSERT INTO cf_entry (dest, target, want, have, jail, changed) VALUES (?, ?, 0, 1, ?, ?)
+INSERT INTO cf_entry (dest, target, want, have, jail, changed, next_at) VALUES (?, ?, 0, 1, ?, ?, ?)
 ON CONFLICT(dest, target) DO UPDATE SET have = 1, remote_id = '', foreign_rule = 0, changed = excluded.changed,
-	attempts = 0, next_at = 0, last_error = ''
-WHERE cf_entry.want = 0 AND cf_entry.have = 0`, h.Dest, h.Target, h.Jail, now)
+	attempts = 0, next_at = excluded.next_at, last_error = ''
+WHERE cf_entry.want = 0 AND cf_entry.have = 0`, h.Dest, h.Target, h.Jail, now, due)
 				if err != nil {
 					return err
 				}
@@ -304,6 +315,9 @@ RETURNING have`, now, h.Dest, h.Target).Scan(&have)
 	}
 	return pending, nil
 }
+
+// neverDue is the retry time of an entry that waits for a permanent ban.
+var neverDue = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // ClaimFilter selects the entries a Claim may take.
 type ClaimFilter struct {
