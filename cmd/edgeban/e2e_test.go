@@ -75,6 +75,24 @@ func simServer(t *testing.T, cfg cfsim.Config) (*cfsim.Server, string) {
 	return sim, srv.URL + "/client/v4"
 }
 
+// The seed's global key (cfuser, cftoken), as cfsim accepts it in the tests.
+const (
+	seedEmail = "admin@example.com"
+	seedKey   = "0123456789abcdef0123456789abcdef01234"
+)
+
+// seedSim starts cfsim accepting the seed's global key, and returns a
+// client of it with that key, to make or read rules by hand.
+func seedSim(t *testing.T) (*cfsim.Server, string, *cloudflare.Client) {
+	t.Helper()
+	sim, api := simServer(t, cfsim.Config{Email: seedEmail, Key: seedKey})
+	c, err := cloudflare.New(cloudflare.Options{BaseURL: api, Auth: cloudflare.Auth{Email: seedEmail, Key: seedKey}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sim, api, c
+}
+
 // run runs the edgeban binary and fails the test on a non-zero exit.
 func run(t *testing.T, bin string, stdin string, args ...string) string {
 	t.Helper()
@@ -369,16 +387,11 @@ func TestFail2banEndToEnd(t *testing.T) {
 	}
 	bin := edgebanBinary(t)
 	const (
-		email = "admin@example.com"
-		key   = "0123456789abcdef0123456789abcdef01234"
+		email = seedEmail
+		key   = seedKey
 	)
-	sim, api := simServer(t, cfsim.Config{Email: email, Key: key})
-
+	sim, api, c := seedSim(t)
 	// A rule made by hand for an address that fail2ban will also ban.
-	c, err := cloudflare.New(cloudflare.Options{BaseURL: api, Auth: cloudflare.Auth{Email: email, Key: key}})
-	if err != nil {
-		t.Fatal(err)
-	}
 	manual, _ := cloudflare.TargetFor("192.0.2.77", false)
 	if _, err := c.CreateAccessRule(context.Background(), cloudflare.Scope{Kind: "user"}, "challenge", manual, "added by hand"); err != nil {
 		t.Fatal(err)

@@ -52,14 +52,10 @@ func TestServeSeedJailLocal(t *testing.T) {
 	stock := sharedtest.Path(t, "fail2ban/config")
 	bin := edgebanBinary(t)
 	const (
-		email = "admin@example.com"
-		key   = "0123456789abcdef0123456789abcdef01234"
+		email = seedEmail
+		key   = seedKey
 	)
-	sim, api := simServer(t, cfsim.Config{Email: email, Key: key})
-	c, err := cloudflare.New(cloudflare.Options{BaseURL: api, Auth: cloudflare.Auth{Email: email, Key: key}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, api, c := seedSim(t)
 	// A rule made by hand for an address that sshd will ban too.
 	manual, _ := cloudflare.TargetFor("198.51.100.77", false)
 	if _, err := c.CreateAccessRule(context.Background(), cloudflare.Scope{Kind: "user"}, "challenge", manual, "added by hand"); err != nil {

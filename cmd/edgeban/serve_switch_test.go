@@ -105,16 +105,12 @@ func TestServeSwitchFromFail2ban(t *testing.T) {
 	stock := sharedtest.Path(t, "fail2ban/config")
 	bin := edgebanBinary(t)
 	const (
-		email = "admin@example.com"
-		key   = "0123456789abcdef0123456789abcdef01234"
+		email = seedEmail
+		key   = seedKey
 		ours  = "Banned by Fail2Ban"
 		hand  = "added by hand"
 	)
-	sim, api := simServer(t, cfsim.Config{Email: email, Key: key})
-	c, err := cloudflare.New(cloudflare.Options{BaseURL: api, Auth: cloudflare.Auth{Email: email, Key: key}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	sim, api, c := seedSim(t)
 	ctx := context.Background()
 	user := cloudflare.Scope{Kind: "user"}
 
