@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -63,7 +64,8 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 		if fi.Mode()&os.ModeSocket == 0 || !errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, fmt.Errorf("control: %s exists and is not a stale socket: %w", path, err)
 		}
-		if err := os.Remove(path); err != nil {
+		// Gone meanwhile is as good as removed.
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("control: remove stale socket: %w", err)
 		}
 	}
@@ -71,7 +73,10 @@ func Listen(path string, h Handler, log *slog.Logger) (*Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("control: %w", err)
 	}
+	// Close removes the path itself, before it closes the listener.
+	ln.(*net.UnixListener).SetUnlinkOnClose(false)
 	if err := os.Chmod(path, 0o600); err != nil {
+		os.Remove(path)
 		ln.Close()
 		return nil, fmt.Errorf("control: %w", err)
 	}
@@ -123,9 +128,10 @@ func (s *Server) Close() error {
 		c.Close()
 	}
 	s.mu.Unlock()
-	err := s.ln.Close()
+	// The path goes before the listener: Serve returns once the listener
+	// is closed, and by then a new daemon may have a socket at the path.
 	os.Remove(s.path)
-	return err
+	return s.ln.Close()
 }
 
 func (s *Server) serveConn(ctx context.Context, c net.Conn) {
