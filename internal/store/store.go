@@ -22,7 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // DB is an open edgeban database. It is safe for concurrent use by many
@@ -103,7 +104,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
 	for _, o := range opts {
 		o(db)
 	}
-	if err := db.migrate(ctx); err != nil {
+	if err := db.migrateRetrying(ctx); err != nil {
 		sdb.Close()
 		return nil, fmt.Errorf("store: %s: %w", path, err)
 	}
@@ -407,6 +408,27 @@ func (db *DB) migrate(ctx context.Context) error {
 		_, err := tx.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", len(migrations)))
 		return err
 	})
+}
+
+// migrateRetrying runs migrate, trying again for up to five seconds while
+// SQLite answers busy at once: while another process recovers the WAL
+// (its first open) or checkpoints and removes it (its last close), a new
+// connection gets SQLITE_BUSY without the busy timeout's wait. Concurrent
+// CLI calls open the database exactly then.
+func (db *DB) migrateRetrying(ctx context.Context) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := db.migrate(ctx)
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_BUSY || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // tx runs fn in a write transaction (BEGIN IMMEDIATE), committing if fn
