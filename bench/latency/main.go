@@ -272,16 +272,11 @@ func runLines(_ context.Context, args []string) error {
 		return err
 	}
 	defer bw.Close()
-	var csv io.Writer
-	if *csvPath != "" {
-		f, err := os.Create(*csvPath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		csv = f
-		fmt.Fprintln(f, "line,ip,latency_ms")
+	csv, closeCSV, err := openCSV(*csvPath)
+	if err != nil {
+		return err
 	}
+	defer closeCSV()
 	s, err := writeLines(*logPath, bw, *first, *n, *pause, *timeout, csv, nil)
 	if err != nil {
 		return err
@@ -485,16 +480,11 @@ func runStartup(ctx context.Context, args []string) error {
 		tReady.Round(time.Millisecond), polls, rssReady/1024, applied)
 
 	// 3. New bans while the restored ones are applied.
-	var csv io.Writer
-	if *csvPath != "" {
-		f, err := os.Create(*csvPath)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		csv = f
-		fmt.Fprintln(f, "line,ip,latency_ms")
+	csv, closeCSV, err := openCSV(*csvPath)
+	if err != nil {
+		return err
 	}
+	defer closeCSV()
 	s, err := writeLines(*logPath, bw, 0, *during, *pause, 10*time.Second, csv, count)
 	if err != nil {
 		return err
@@ -528,4 +518,18 @@ func runStartup(ctx context.Context, args []string) error {
 		tSocket.Seconds(), tReady.Seconds(), float64(rssReady)/1024, tApplied.Seconds(), appliedAfterDuring,
 		float64(rss)/1024, float64(hwm)/1024, time.Since(tStop).Seconds(), s.summary("during_"))
 	return nil
+}
+
+// openCSV creates the per-ban CSV file at path with its header; with path
+// "" it returns a nil writer, which records nothing.
+func openCSV(path string) (io.Writer, func(), error) {
+	if path == "" {
+		return nil, func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	fmt.Fprintln(f, "line,ip,latency_ms")
+	return f, func() { f.Close() }, nil
 }

@@ -143,8 +143,9 @@ func (w *worker) stop() {
 	}
 }
 
-// outboxState counts pending, live and claimed entries in the database.
-func outboxState(t *testing.T, dbPath string) (pending, live, claimed int) {
+// outboxStatus reads the outbox's state per destination from the
+// database at dbPath.
+func outboxStatus(t *testing.T, dbPath string) []store.DestStatus {
 	t.Helper()
 	db, err := store.Open(context.Background(), dbPath)
 	if err != nil {
@@ -155,7 +156,13 @@ func outboxState(t *testing.T, dbPath string) (pending, live, claimed int) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range st {
+	return st
+}
+
+// outboxState counts pending, live and claimed entries in the database.
+func outboxState(t *testing.T, dbPath string) (pending, live, claimed int) {
+	t.Helper()
+	for _, s := range outboxStatus(t, dbPath) {
 		pending += s.PendingBan + s.PendingUnban
 		live += s.Live
 		claimed += s.Claimed

@@ -428,17 +428,8 @@ var scopeRE = regexp.MustCompile(`"scope":"(\w+)"`)
 // ("zone", "list"...).
 func destStatus(t *testing.T, dbPath string) map[string]store.DestStatus {
 	t.Helper()
-	db, err := store.Open(context.Background(), dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	st, err := db.Status(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]store.DestStatus{}
-	for _, s := range st {
+	for _, s := range outboxStatus(t, dbPath) {
 		m := scopeRE.FindSubmatch(s.Dest.Spec)
 		if m == nil {
 			t.Fatalf("destination %d: no scope in %s", s.Dest.ID, s.Dest.Spec)
