@@ -20,7 +20,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/cloudflare"
 	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
 	"github.com/edgeban/edgeban/internal/config"
@@ -275,39 +274,9 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	if err != nil {
 		return nil, what, err
 	}
-	var actions []jail.Action
-	for _, spec := range jc.Actions {
-		native, err := action.IsCloudflare(spec)
-		if err != nil {
-			return nil, what, fmt.Errorf("%s: jail %q: option \"action\": %w", jc.Pos["action"], jc.Name, err)
-		}
-		if native {
-			cf, err := action.NewCloudflare(jc.Name, spec, action.CloudflareEnv{Outbox: delivery.NewOutbox(opts.Store),
-				Getenv: opts.Cloudflare.Getenv, Credentials: opts.Cloudflare.Credentials})
-			if err != nil {
-				return nil, what, fmt.Errorf("%s: jail %q: %w", jc.Pos["action"], jc.Name, err)
-			}
-			opts.Log.Info("action runs natively on edgeban's Cloudflare engine (no shell, no curl); native=false runs the action.d file instead",
-				"jail", jc.Name, "action", spec.Name)
-			actions = append(actions, cf)
-			params := map[string]string{}
-			for _, o := range spec.Options {
-				params[o.Key] = o.Value
-			}
-			what.Actions = append(what.Actions, actionFrom{Name: cf.Name(), File: spec.Name, Params: params})
-			what.Cloudflare = true
-			continue
-		}
-		ad, err := action.Load(dir, jc.Name, spec)
-		if err != nil {
-			return nil, what, err
-		}
-		sh, err := action.NewShell(ad)
-		if err != nil {
-			return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
-		}
-		actions = append(actions, sh)
-		what.Actions = append(what.Actions, actionFrom{Name: ad.Name, File: ad.File, Commands: ad.Commands, Params: ad.Params})
+	actions, err := buildActions(dir, jc, opts, &what)
+	if err != nil {
+		return nil, what, err
 	}
 	what.Options, what.Filter, what.LogPaths = jc.Options, def, paths
 	if what.Cloudflare {

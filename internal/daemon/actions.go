@@ -1,0 +1,75 @@
+package daemon
+
+import (
+	"fmt"
+
+	"github.com/edgeban/edgeban/internal/action"
+	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
+	"github.com/edgeban/edgeban/internal/config"
+	"github.com/edgeban/edgeban/internal/jail"
+)
+
+// buildActions builds the actions of jc, in order: each natively when
+// edgeban runs that action natively, else from its action.d file as
+// shell commands. It records what each was built from in what.
+func buildActions(dir string, jc *config.Jail, opts Options, what *builtFrom) ([]jail.Action, error) {
+	var actions []jail.Action
+	for _, spec := range jc.Actions {
+		a, from, ok, err := nativeAction(jc, spec, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s: jail %q: option \"action\": %w", jc.Pos["action"], jc.Name, err)
+		}
+		if ok {
+			actions = append(actions, a)
+			what.Actions = append(what.Actions, from)
+			continue
+		}
+		ad, err := action.Load(dir, jc.Name, spec)
+		if err != nil {
+			return nil, err
+		}
+		sh, err := action.NewShell(ad)
+		if err != nil {
+			return nil, fmt.Errorf("jail %q: %w", jc.Name, err)
+		}
+		actions = append(actions, sh)
+		what.Actions = append(what.Actions, actionFrom{Name: ad.Name, File: ad.File, Commands: ad.Commands, Params: ad.Params})
+	}
+	for _, a := range actions {
+		if _, ok := a.(*action.Cloudflare); ok {
+			what.Cloudflare = true
+		}
+	}
+	return actions, nil
+}
+
+// nativeAction builds the action of spec when edgeban runs it natively
+// (ok), and says what it was built from. Each native family of actions
+// has its case here.
+func nativeAction(jc *config.Jail, spec config.Spec, opts Options) (a jail.Action, from actionFrom, ok bool, err error) {
+	from = actionFrom{File: spec.Name, Params: specParams(spec)}
+	if native, err := action.IsCloudflare(spec); err != nil || native {
+		if err != nil {
+			return nil, from, false, err
+		}
+		cf, err := action.NewCloudflare(jc.Name, spec, action.CloudflareEnv{Outbox: delivery.NewOutbox(opts.Store),
+			Getenv: opts.Cloudflare.Getenv, Credentials: opts.Cloudflare.Credentials})
+		if err != nil {
+			return nil, from, false, err
+		}
+		opts.Log.Info("action runs natively on edgeban's Cloudflare engine (no shell, no curl); native=false runs the action.d file instead",
+			"jail", jc.Name, "action", spec.Name)
+		from.Name = cf.Name()
+		return cf, from, true, nil
+	}
+	return nil, from, false, nil
+}
+
+// specParams are the options of an action spec, as a map.
+func specParams(spec config.Spec) map[string]string {
+	params := map[string]string{}
+	for _, o := range spec.Options {
+		params[o.Key] = o.Value
+	}
+	return params
+}
