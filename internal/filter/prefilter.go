@@ -49,32 +49,42 @@ func required(re *syntax.Regexp) ([]string, bool) {
 		}
 		return required(re.Sub[0])
 	case syntax.OpConcat:
-		// Adjacent literals make a longer one; otherwise the child with
-		// the best set wins.
+		// Adjacent children that each match one of a few exact texts
+		// make longer literals (their cross product): literals split by
+		// a capture group, a small class such as [aA] or a short
+		// alternation such as (?:failure|error). Otherwise the child
+		// with the best set wins.
 		var best []string
 		score := -1
-		var run strings.Builder
-		flush := func() {
-			if run.Len() > 0 {
-				if s := run.Len(); s > score {
-					best, score = []string{run.String()}, s
-				}
-				run.Reset()
+		consider := func(lits []string) {
+			if s := minLen(lits); s > score {
+				best, score = lits, s
 			}
 		}
+		var run []string // nil: no run
 		for _, sub := range re.Sub {
-			if sub.Op == syntax.OpLiteral && sub.Flags&syntax.FoldCase == 0 {
-				run.WriteString(string(sub.Rune))
+			if ex, ok := exact(sub); ok {
+				if run == nil {
+					run = ex
+				} else if r, ok := crossProduct(run, ex); ok {
+					run = r
+				} else {
+					consider(run)
+					run = ex
+				}
 				continue
 			}
-			flush()
+			if run != nil {
+				consider(run)
+				run = nil
+			}
 			if lits, ok := required(sub); ok {
-				if s := minLen(lits); s > score {
-					best, score = lits, s
-				}
+				consider(lits)
 			}
 		}
-		flush()
+		if run != nil {
+			consider(run)
+		}
 		return best, score >= 0
 	case syntax.OpAlternate:
 		var all []string
@@ -88,6 +98,77 @@ func required(re *syntax.Regexp) ([]string, bool) {
 		return all, true
 	}
 	return nil, false
+}
+
+// maxExact bounds the texts an exact set may hold.
+const maxExact = 16
+
+// exact returns the texts re matches when they are few (at most
+// maxExact): each match of re is one of them. Assertions, which match
+// no text, give "".
+func exact(re *syntax.Regexp) ([]string, bool) {
+	switch re.Op {
+	case syntax.OpLiteral:
+		if re.Flags&syntax.FoldCase != 0 {
+			return nil, false
+		}
+		return []string{string(re.Rune)}, true
+	case syntax.OpEmptyMatch, syntax.OpBeginLine, syntax.OpEndLine, syntax.OpBeginText, syntax.OpEndText,
+		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
+		return []string{""}, true
+	case syntax.OpCapture:
+		return exact(re.Sub[0])
+	case syntax.OpCharClass:
+		// Pairs of rune bounds, lo and hi.
+		var out []string
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			for r := re.Rune[i]; r <= re.Rune[i+1]; r++ {
+				if len(out) == 4 {
+					return nil, false
+				}
+				out = append(out, string(r))
+			}
+		}
+		return out, len(out) > 0
+	case syntax.OpConcat:
+		run := []string{""}
+		for _, sub := range re.Sub {
+			ex, ok := exact(sub)
+			if !ok {
+				return nil, false
+			}
+			if run, ok = crossProduct(run, ex); !ok {
+				return nil, false
+			}
+		}
+		return run, true
+	case syntax.OpAlternate:
+		var all []string
+		for _, sub := range re.Sub {
+			ex, ok := exact(sub)
+			if !ok || len(all)+len(ex) > maxExact {
+				return nil, false
+			}
+			all = append(all, ex...)
+		}
+		return all, true
+	}
+	return nil, false
+}
+
+// crossProduct returns each text of a followed by each of b, unless there
+// would be more than maxExact.
+func crossProduct(a, b []string) ([]string, bool) {
+	if len(a)*len(b) > maxExact {
+		return nil, false
+	}
+	out := make([]string, 0, len(a)*len(b))
+	for _, x := range a {
+		for _, y := range b {
+			out = append(out, x+y)
+		}
+	}
+	return out, true
 }
 
 func minLen(lits []string) int {
@@ -232,8 +313,9 @@ func literalsOf(r *Regex) []string {
 
 // relaxPython rewrites the Python-only parts of a pattern so that the
 // result matches at least what p matches, as far as the literals it must
-// contain go: look-arounds and back-references match nothing, and a
-// conditional group (?(name)yes|no) becomes (?:|yes|no).
+// contain go: look-arounds match nothing, a back-reference any text (so
+// that no literal is joined across it), and a conditional group
+// (?(name)yes|no) becomes (?:|yes|no).
 func relaxPython(p string) string {
 	var b strings.Builder
 	for i := 0; i < len(p); i++ {
@@ -241,7 +323,7 @@ func relaxPython(p string) string {
 		switch {
 		case c == '\\' && i+1 < len(p):
 			if d := p[i+1]; d >= '1' && d <= '9' {
-				b.WriteString("(?:)")
+				b.WriteString("(?s:.*)")
 				i++
 				for i+1 < len(p) && p[i+1] >= '0' && p[i+1] <= '9' {
 					i++
@@ -260,7 +342,7 @@ func relaxPython(p string) string {
 				b.WriteString(p[i:])
 				return b.String()
 			}
-			b.WriteString("(?:)")
+			b.WriteString("(?s:.*)")
 			i += j
 		case c == '(' && (strings.HasPrefix(p[i:], "(?=") || strings.HasPrefix(p[i:], "(?!") ||
 			strings.HasPrefix(p[i:], "(?<=") || strings.HasPrefix(p[i:], "(?<!")):

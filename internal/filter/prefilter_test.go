@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp/syntax"
 	"strings"
 	"testing"
 	"time"
@@ -114,4 +115,45 @@ func TestPrefiltersAreSound(t *testing.T) {
 		t.Fatalf("only %d matches checked", checked)
 	}
 	t.Logf("%d matches checked", checked)
+}
+
+// TestRequiredLiterals checks the literal sets taken from patterns: joined
+// across capture groups, small classes and short alternations, bounded in
+// number, and never joined across a back-reference (which relaxPython
+// turns into any text).
+func TestRequiredLiterals(t *testing.T) {
+	tests := []struct {
+		pattern string
+		python  bool // a regexp2 pattern, relaxed first
+		want    []string
+	}{
+		{`^Received (?P<x>disconnect) from \d+`, false, []string{"Received disconnect from "}},
+		{`^[aA]uthentication (?:failure|error) for (?P<user>.*)`, false,
+			[]string{"uthentication failure for ", "uthentication error for "}},
+		{`^Connection (?:closed|reset) (?:by|from) \S+`, false,
+			[]string{"Connection closed by ", "Connection closed from ", "Connection reset by ", "Connection reset from "}},
+		// 5 × 4 texts are too many: the longest set before the cut wins.
+		{`x foo(?:aa|bb|cc|dd|ee)(?:11|22|33|44)z`, false, []string{"x fooaa", "x foobb", "x foocc", "x foodd", "x fooee"}},
+		// A class of more than four characters is no exact text.
+		{`^abc[a-e]def`, false, []string{"abc"}},
+		{`^\s+ab\s+`, false, nil}, // too short to be worth it
+		{`^(?P<code>\d+): error:(?P=code):SSL routines`, true, []string{":SSL routines"}},
+		{`^(\w+) said (?<=d )hello \1 again`, true, []string{" said hello "}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.pattern, func(t *testing.T) {
+			p := tt.pattern
+			if tt.python {
+				p = relaxPython(p)
+			}
+			re, err := syntax.Parse(p, syntax.Perl)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := requiredLiterals(re.Simplify())
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("literals %q, want %q", got, tt.want)
+			}
+		})
+	}
 }
