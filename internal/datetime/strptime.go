@@ -265,9 +265,21 @@ func validOffset(s string) bool {
 
 // fields are the strptime fields captured from a line by directive
 // letter, "" when absent.
-type fields [128]string
+// field is one strptime directive's text, by the directive's letter.
+type field struct {
+	name  byte
+	value string
+}
 
-func (f *fields) get(k byte) string { return f[k&127] }
+// fieldValue returns the text of the field named k, or "".
+func fieldValue(fs []field, k byte) string {
+	for _, f := range fs {
+		if f.name == k {
+			return f.value
+		}
+	}
+	return ""
+}
 
 // toTime converts captured strptime fields to a time, as fail2ban's
 // strptime.reGroupDictStrptime does: a missing year is now's year, and the
@@ -276,7 +288,9 @@ func (f *fields) get(k byte) string { return f[k&127] }
 // written in the line wins over loc. %f is kept as nanoseconds (fail2ban
 // drops it). ok is false for impossible dates (31 February, hour 24,
 // second 60, an unknown zone name), which fail2ban rejects too.
-func toTime(f *fields, loc *time.Location, now time.Time) (time.Time, bool) {
+//
+// fs holds the fields found, non-empty, in the order of their letters.
+func toTime(fs []field, loc *time.Location, now time.Time) (time.Time, bool) {
 	year, month, day := -1, -1, -1
 	hour, minute, second, nsec := 0, 0, 0, 0
 	julian := -1
@@ -295,17 +309,22 @@ func toTime(f *fields, loc *time.Location, now time.Time) (time.Time, bool) {
 		return n
 	}
 	index := func(list []string, s string) int {
-		s = strings.ToLower(s)
+		// The names are lower-case ASCII: on ASCII text, ASCII case
+		// folding is lower-casing.
+		fold := isASCII(s)
+		if !fold {
+			s = strings.ToLower(s)
+		}
 		for i, v := range list {
-			if v == s {
+			if v == s || fold && strings.EqualFold(v, s) {
 				return i + 1
 			}
 		}
 		return -1
 	}
-	for k := byte('A'); k <= 'z'; k++ {
-		v := f[k]
-		if v == "" {
+	for _, fl := range fs {
+		k, v := fl.name, fl.value
+		if k < 'A' || k > 'z' {
 			continue
 		}
 		switch k {
@@ -332,7 +351,7 @@ func toTime(f *fields, loc *time.Location, now time.Time) (time.Time, bool) {
 			hour = atoi(v)
 		case 'I':
 			hour = atoi(v)
-			switch strings.ToLower(f['p']) {
+			switch strings.ToLower(fieldValue(fs, 'p')) {
 			case "", "am":
 				if hour == 12 {
 					hour = 0

@@ -1,9 +1,11 @@
 package datetime
 
 import (
+	"cmp"
 	"fmt"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -142,11 +144,14 @@ func (t *template) time(line string, m match, loc *time.Location, now time.Time)
 		}
 		return time.Unix(sec, 0), true
 	}
-	var f fields
+	var buf [16]field
+	f := buf[:0]
 	for _, fg := range t.fieldGroups {
 		for _, g := range fg.groups {
 			if m.idx[2*g] >= 0 {
-				f[fg.name] = line[m.idx[2*g]:m.idx[2*g+1]]
+				if v := line[m.idx[2*g]:m.idx[2*g+1]]; v != "" {
+					f = append(f, field{fg.name, v})
+				}
 				break
 			}
 		}
@@ -154,7 +159,7 @@ func (t *template) time(line string, m match, loc *time.Location, now time.Time)
 	if t.loc != nil {
 		loc = t.loc
 	}
-	return toTime(&f, loc, now)
+	return toTime(f, loc, now)
 }
 
 // epochTime parses seconds since the epoch with an optional fraction; in
@@ -343,6 +348,8 @@ func (t *template) compile() error {
 			t.fieldGroups = append(t.fieldGroups, fieldGroup{name: n[0], groups: []int{i}})
 		}
 	}
+	// toTime reads the fields in the order of their names.
+	slices.SortFunc(t.fieldGroups, func(a, b fieldGroup) int { return cmp.Compare(a.name, b.name) })
 	return nil
 }
 
