@@ -52,6 +52,10 @@ type Settings struct {
 	// OnBan and OnUnban, when set, are told of each ban and unban after
 	// the actions ran (the daemon's log target, the CLI's waiters).
 	OnBan, OnUnban func(jail, ip string, restored bool)
+	// Counters count the jail's work (see Stats); nil: counters of its
+	// own. The daemon hands those of a jail to the jail that replaces it
+	// on a reload.
+	Counters *Counters
 }
 
 // Ban is one active ban of a jail.
@@ -78,6 +82,9 @@ type Ban struct {
 type Jail struct {
 	s     Settings
 	ready chan struct{} // closed once Run has restored the bans
+
+	counters       *Counters
+	actionCounters []*actionCounters // those of s.Actions, in order
 
 	prio priority      // ban work in hand, which background work waits for
 	wake chan struct{} // the background's schedule changed
@@ -106,7 +113,15 @@ func New(s Settings) *Jail {
 		s.Log = slog.Default()
 	}
 	s.Log = s.Log.With("jail", s.Name)
-	return &Jail{s: s, failures: NewFailures(s.MaxRetry, s.FindTime, s.MaxMatches),
+	c := s.Counters
+	if c == nil {
+		c = &Counters{}
+	}
+	ac := make([]*actionCounters, len(s.Actions))
+	for i, a := range s.Actions {
+		ac[i] = c.action(a.Name())
+	}
+	return &Jail{s: s, failures: NewFailures(s.MaxRetry, s.FindTime, s.MaxMatches), counters: c, actionCounters: ac,
 		bans: map[string]*Ban{}, banning: map[string]bool{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
 }
 
@@ -234,6 +249,10 @@ func (j *Jail) stopActions(ctx context.Context) error {
 // handleLine runs the filter over one line and counts its failures.
 func (j *Jail) handleLine(ctx context.Context, l source.Line) {
 	res := j.s.Filter.Process(l.Text)
+	j.counters.linesRead.Add(1)
+	if len(res.Failures) > 0 {
+		j.counters.linesMatched.Add(1)
+	}
 	now := time.Now()
 	for _, fl := range res.Failures {
 		if fl.NoFail || fl.ID == "" {
@@ -261,12 +280,14 @@ func (j *Jail) failure(ctx context.Context, id string, fl filter.Failure, now ti
 			level = slog.LevelDebug // one warning says it all (IgnoreRules.ProxyWarning)
 		}
 		j.s.Log.Log(ctx, level, "ignore", "ip", id, "by", rule)
+		j.counters.ignored.Add(1)
 		return
 	}
 	j.mu.Lock()
 	_, banned := j.bans[id]
 	j.total.failed++
 	j.mu.Unlock()
+	j.counters.failures.Add(1)
 	if banned {
 		return
 	}

@@ -50,12 +50,19 @@ func newTestJail(t *testing.T) *testJail {
 
 func (tj *testJail) start(t *testing.T, bantime time.Duration) (*Jail, func()) {
 	t.Helper()
+	return tj.startWith(t, bantime, nil, "note", "mail")
+}
+
+// startWith starts the jail with the actions of action.d named, counting
+// into c (nil: counters of its own).
+func (tj *testJail) startWith(t *testing.T, bantime time.Duration, c *Counters, actionNames ...string) (*Jail, func()) {
+	t.Helper()
 	f, err := filter.New(filter.Literal(`^\s*auth failure for <F-USER>.*</F-USER> from <HOST>$`), filter.Config{Location: time.Local})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var actions []Action
-	for _, name := range []string{"note", "mail"} {
+	for _, name := range actionNames {
 		def, err := action.Load(tj.dir, "sshd", config.Spec{Name: name})
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +75,7 @@ func (tj *testJail) start(t *testing.T, bantime time.Duration) (*Jail, func()) {
 	}
 	ign, _ := ParseIgnoreIP("127.0.0.1/8")
 	j := New(Settings{Name: "sshd", Filter: f, LogPaths: []string{tj.log}, MaxRetry: 3, FindTime: 10 * time.Minute,
-		BanTime: bantime, MaxMatches: 5, Ignore: &IgnoreRules{List: ign}, Actions: actions, Store: tj.db, Log: slog.New(slog.DiscardHandler)})
+		BanTime: bantime, MaxMatches: 5, Ignore: &IgnoreRules{List: ign}, Actions: actions, Store: tj.db, Log: slog.New(slog.DiscardHandler), Counters: c})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()

@@ -160,6 +160,7 @@ func (j *Jail) ban(ctx context.Context, t action.Ticket, now time.Time, prev int
 	delete(j.banning, t.IP)
 	j.bans[t.IP] = b
 	j.total.banned++
+	j.counters.bans.Add(1)
 	if !b.End.IsZero() {
 		heap.Push(&j.ends, b)
 	}
@@ -205,7 +206,9 @@ func (j *Jail) apply(ctx context.Context, b *Ban, t action.Ticket) {
 		if nr, ok := a.(noRestored); ok && t.Restored && nr.NoRestored() {
 			continue
 		}
-		if err := a.Ban(ctx, t); err != nil {
+		err := a.Ban(ctx, t)
+		j.countAction(i, true, err)
+		if err != nil {
 			j.s.Log.Error("action ban failed, will retry", "action", a.Name(), "ip", t.IP, "err", err)
 			j.mu.Lock()
 			if b.Failed == nil {
@@ -264,11 +267,13 @@ func (j *Jail) unbanPersistent(ctx context.Context, ended []string) []string {
 	done := ended[:0:0]
 	for _, ip := range ended {
 		ok := true
-		for _, a := range j.s.Actions {
+		for i, a := range j.s.Actions {
 			if p, is := a.(persistent); !is || !p.Persistent() {
 				continue
 			}
-			if err := a.Unban(ctx, action.Ticket{IP: ip}); err != nil {
+			err := a.Unban(ctx, action.Ticket{IP: ip})
+			j.countAction(i, false, err)
+			if err != nil {
 				j.s.Log.Error("unban of a ban that ended while the daemon was down", "action", a.Name(), "ip", ip, "err", err)
 				ok = false
 			}
@@ -321,8 +326,10 @@ func (j *Jail) unban(ctx context.Context, b *Ban) error {
 	}
 	t := action.Ticket{IP: b.IP, Time: b.At, BanCount: b.BanCount}
 	var errs []error
-	for _, a := range j.s.Actions {
-		if err := a.Unban(ctx, t); err != nil {
+	for i, a := range j.s.Actions {
+		err := a.Unban(ctx, t)
+		j.countAction(i, false, err)
+		if err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -358,6 +365,7 @@ func (j *Jail) retryBan(ctx context.Context, r retryItem) {
 	t := action.Ticket{IP: b.IP, Time: b.At, BanTime: b.banTime(), BanCount: b.BanCount, Restored: b.Restored}
 	a := j.s.Actions[r.action]
 	err := a.Ban(ctx, t)
+	j.countAction(r.action, true, err)
 	j.mu.Lock()
 	if err != nil {
 		b.Failed[a.Name()] = err.Error()
