@@ -79,6 +79,10 @@ type Attempt struct {
 	Duration time.Duration // time from sending to the end of the body
 	Retry    bool          // another attempt follows
 	Wait     time.Duration // delay before that attempt
+	// Throttled is how long the rate budget (Options.Limiter) held this
+	// attempt back before it was sent: the credential's budget was used
+	// up, or a 429's lockout was in force.
+	Throttled time.Duration
 }
 
 // Client is a Cloudflare API v4 client. It is safe for concurrent use.
@@ -196,8 +200,10 @@ func (c *Client) do(ctx context.Context, r request, out any) (ResultInfo, error)
 	}
 	var last error
 	for attempt := 0; ; attempt++ {
+		var throttled time.Duration
 		if c.limiter != nil {
-			if err := c.limiter.Wait(ctx); err != nil {
+			var err error
+			if throttled, err = c.limiter.Wait(ctx); err != nil {
 				return ResultInfo{}, c.giveUp(r, "waiting for the rate budget", err, last)
 			}
 		}
@@ -213,7 +219,7 @@ func (c *Client) do(ctx context.Context, r request, out any) (ResultInfo, error)
 					Reason: "malformed result: " + jsonProblem(uerr)}
 			}
 		}
-		a := Attempt{Method: r.method, Path: r.path, Status: hdr.status, Err: err, Duration: elapsed}
+		a := Attempt{Method: r.method, Path: r.path, Status: hdr.status, Err: err, Duration: elapsed, Throttled: throttled}
 		if err == nil {
 			c.log.LogAttrs(ctx, slog.LevelDebug, "cloudflare request",
 				slog.String("method", r.method), slog.String("path", r.path),

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -590,6 +591,31 @@ func TestLimiterWaitError(t *testing.T) {
 	}
 	if n := len(f.requests()); n != 1 {
 		t.Errorf("%d requests, want 1", n)
+	}
+}
+
+// TestAttemptThrottled checks that an attempt says how long the rate
+// budget held it back: not at all while the budget lasts, then until the
+// window frees a slot.
+func TestAttemptThrottled(t *testing.T) {
+	f := newFakeAPI(t, func(int, seen) reply { return ok(nil) })
+	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	var attempts []Attempt
+	c := mustClient(t, f, tokenAuth, nil, func(o *Options) {
+		o.Limiter = newMemoryLimiter(2, time.Minute, clock.now, clock.sleep)
+		o.Observe = func(a Attempt) { attempts = append(attempts, a) }
+	})
+	for range 3 {
+		if _, err := c.Lists(context.Background(), acct); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []time.Duration
+	for _, a := range attempts {
+		got = append(got, a.Throttled)
+	}
+	if want := []time.Duration{0, 0, time.Minute}; !slices.Equal(got, want) {
+		t.Fatalf("throttled %v, want %v", got, want)
 	}
 }
 

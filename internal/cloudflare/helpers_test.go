@@ -156,11 +156,11 @@ type recLimiter struct {
 	penalties []time.Time
 }
 
-func (l *recLimiter) Wait(ctx context.Context) error {
+func (l *recLimiter) Wait(ctx context.Context) (time.Duration, error) {
 	l.mu.Lock()
 	l.waits++
 	l.mu.Unlock()
-	return ctx.Err()
+	return 0, ctx.Err()
 }
 
 func (l *recLimiter) Penalize(_ context.Context, until time.Time) {

@@ -11,8 +11,10 @@ import (
 // 429. The outbox implements it across processes in SQLite; NewMemoryLimiter
 // is the in-process version.
 type Limiter interface {
-	// Wait blocks until one request may be sent, or until ctx is done.
-	Wait(ctx context.Context) error
+	// Wait blocks until one request may be sent, or until ctx is done,
+	// and returns how long it held the caller back: zero when the
+	// request could go at once.
+	Wait(ctx context.Context) (time.Duration, error)
 	// Penalize records that nobody using this credential may send before
 	// until, as a 429 answer demands.
 	Penalize(ctx context.Context, until time.Time)
@@ -48,18 +50,20 @@ func newMemoryLimiter(limit int, window time.Duration, now func() time.Time, sle
 }
 
 // Wait implements Limiter.
-func (l *memoryLimiter) Wait(ctx context.Context) error {
+func (l *memoryLimiter) Wait(ctx context.Context) (time.Duration, error) {
+	var waited time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
-			return err
+			return waited, err
 		}
 		d := l.reserve()
 		if d <= 0 {
-			return nil
+			return waited, nil
 		}
 		if err := l.sleep(ctx, d); err != nil {
-			return err
+			return waited, err
 		}
+		waited += d
 	}
 }
 

@@ -71,7 +71,8 @@ func TestMemoryLimiterWindow(t *testing.T) {
 	}
 	for _, st := range steps {
 		clock.advance(st.advance)
-		if err := l.Wait(ctx); err != nil {
+		waited, err := l.Wait(ctx)
+		if err != nil {
 			t.Fatalf("%s: %v", st.name, err)
 		}
 		var total time.Duration
@@ -80,6 +81,9 @@ func TestMemoryLimiterWindow(t *testing.T) {
 		}
 		if total != st.wantSlept {
 			t.Errorf("%s: slept %v, want %v (at %v)", st.name, total, st.wantSlept, clock.now().Sub(start))
+		}
+		if waited != st.wantSlept {
+			t.Errorf("%s: Wait says it waited %v, want %v", st.name, waited, st.wantSlept)
 		}
 	}
 }
@@ -90,13 +94,13 @@ func TestMemoryLimiterPenalty(t *testing.T) {
 	ctx := context.Background()
 	l.Penalize(ctx, clock.now().Add(300*time.Second))
 	l.Penalize(ctx, clock.now().Add(10*time.Second)) // an earlier deadline does not shorten it
-	if err := l.Wait(ctx); err != nil {
-		t.Fatal(err)
+	if waited, err := l.Wait(ctx); err != nil || waited != 300*time.Second {
+		t.Fatalf("Wait = %v, %v; want 5m0s", waited, err)
 	}
 	if got := clock.takeSlept(); len(got) != 1 || got[0] != 300*time.Second {
 		t.Errorf("slept %v, want [5m0s]", got)
 	}
-	if err := l.Wait(ctx); err != nil {
+	if _, err := l.Wait(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if got := clock.takeSlept(); len(got) != 0 {
@@ -108,7 +112,7 @@ func TestMemoryLimiterUnlimited(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	l := newMemoryLimiter(0, time.Minute, clock.now, clock.sleep)
 	for range 1000 {
-		if err := l.Wait(context.Background()); err != nil {
+		if _, err := l.Wait(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -116,7 +120,7 @@ func TestMemoryLimiterUnlimited(t *testing.T) {
 		t.Errorf("unlimited limiter slept %v", got)
 	}
 	l.Penalize(context.Background(), clock.now().Add(time.Minute))
-	if err := l.Wait(context.Background()); err != nil {
+	if _, err := l.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	if got := clock.takeSlept(); len(got) != 1 || got[0] != time.Minute {
@@ -127,15 +131,15 @@ func TestMemoryLimiterUnlimited(t *testing.T) {
 func TestMemoryLimiterCancel(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), cancel: true}
 	l := newMemoryLimiter(1, time.Minute, clock.now, clock.sleep)
-	if err := l.Wait(context.Background()); err != nil {
+	if _, err := l.Wait(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.Wait(context.Background()); !errors.Is(err, context.Canceled) {
+	if _, err := l.Wait(context.Background()); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := NewMemoryLimiter(10, time.Second).Wait(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := NewMemoryLimiter(10, time.Second).Wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -148,7 +152,7 @@ func TestMemoryLimiterConcurrent(t *testing.T) {
 	var wg sync.WaitGroup
 	for range 20 {
 		wg.Go(func() {
-			if err := l.Wait(context.Background()); err != nil {
+			if _, err := l.Wait(context.Background()); err != nil {
 				t.Error(err)
 			}
 		})

@@ -54,21 +54,26 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Wait blocks until one request may be sent, and records it as sent.
-func (b *Budget) Wait(ctx context.Context) error {
+// Wait blocks until one request may be sent, and records it as sent. It
+// returns how long the budget held the caller back: zero when the request
+// could go at once.
+func (b *Budget) Wait(ctx context.Context) (time.Duration, error) {
+	var waited time.Duration
 	for {
 		wait, err := b.take(ctx)
 		if err != nil {
-			return err
+			return waited, err
 		}
 		if wait <= 0 {
-			return nil
+			return waited, nil
 		}
 		// Re-check at least every second: a lockout may be lifted or the
 		// window may drain sooner than computed when others give up.
-		if err := b.sleep(ctx, min(wait, time.Second)); err != nil {
-			return err
+		d := min(wait, time.Second)
+		if err := b.sleep(ctx, d); err != nil {
+			return waited, err
 		}
+		waited += d
 	}
 }
 

@@ -359,6 +359,48 @@ func TestBudgetSlidingWindow(t *testing.T) {
 	}
 }
 
+// TestBudgetWaitReports checks that Wait says how long it held the
+// caller back: not at all within the budget, then until the window frees
+// a slot, and through a lockout, a second of sleep at a time.
+func TestBudgetWaitReports(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	b := mustOpen(t, "", WithClock(clk.now)).Budget("fp", 2, 10*time.Second, 0)
+	var slept []time.Duration
+	b.sleep = func(_ context.Context, d time.Duration) error {
+		slept = append(slept, d)
+		clk.add(d)
+		return nil
+	}
+	steps := []struct {
+		name    string
+		penalty time.Duration // a lockout from now, before the Wait
+		want    time.Duration
+	}{
+		{"first", 0, 0},
+		{"second", 0, 0},
+		{"the window is full", 0, 10 * time.Second},
+		{"a lockout", 3 * time.Second, 3 * time.Second},
+	}
+	for _, st := range steps {
+		if st.penalty > 0 {
+			b.Penalize(ctx, clk.now().Add(st.penalty))
+		}
+		slept = nil
+		waited, err := b.Wait(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		var total time.Duration
+		for _, d := range slept {
+			total += d
+		}
+		if waited != st.want || total != waited {
+			t.Errorf("%s: Wait = %v (slept %v), want %v", st.name, waited, slept, st.want)
+		}
+	}
+}
+
 func TestLease(t *testing.T) {
 	ctx := context.Background()
 	clk := &clock{t: time.Unix(1_800_000_000, 0)}
