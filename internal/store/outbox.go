@@ -712,6 +712,26 @@ func (db *DB) Failing(ctx context.Context, limit int) ([]Entry, error) {
 	return out, rows.Err()
 }
 
+// Stuck counts the pending entries changed before since whose last
+// attempt failed, leaving out those a capacity policy holds back or
+// evicted (a policy's doing, not a failure), and returns the oldest of
+// them: a ban or unban that has been failing since then.
+func (db *DB) Stuck(ctx context.Context, since time.Time) (n int, oldest Entry, err error) {
+	const where = ` FROM cf_entry WHERE want != have AND attempts > 0 AND changed < ?
+	AND last_error NOT LIKE 'held:%' AND last_error NOT LIKE 'evicted:%'`
+	if err := db.sql.QueryRowContext(ctx, "SELECT count(*)"+where, ms(since)).Scan(&n); err != nil {
+		return 0, Entry{}, fmt.Errorf("store: stuck: %w", err)
+	}
+	if n == 0 {
+		return 0, Entry{}, nil
+	}
+	oldest, err = scanEntry(db.sql.QueryRowContext(ctx, "SELECT "+entryCols+where+" ORDER BY changed LIMIT 1", ms(since)))
+	if err != nil {
+		return 0, Entry{}, fmt.Errorf("store: stuck: %w", err)
+	}
+	return n, oldest, nil
+}
+
 // Outcome counts the delivery history by operation and outcome.
 type Outcome struct {
 	Op, Outcome string

@@ -256,6 +256,17 @@ func (db *DB) Sync() error {
 	return nil
 }
 
+// Ping checks that the database answers: it reads the schema from the
+// file, which a database that was closed, removed from under us or
+// locked for longer than the busy timeout does not allow.
+func (db *DB) Ping(ctx context.Context) error {
+	var n int
+	if err := db.sql.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema").Scan(&n); err != nil {
+		return fmt.Errorf("store: %s: %w", db.path, err)
+	}
+	return nil
+}
+
 // SyncErr returns the error of the syncer's last round, nil when it
 // succeeded.
 func (db *DB) SyncErr() error {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -323,6 +324,78 @@ func TestClaimLeaseAndFail(t *testing.T) {
 	failing, _ := db.Failing(ctx, 10)
 	if len(failing) != 1 {
 		t.Errorf("failing = %d", len(failing))
+	}
+}
+
+// TestStuck checks which failing entries count as stuck: pending, failed
+// at least once, changed before the time asked about, and not held back
+// by a capacity policy.
+func TestStuck(t *testing.T) {
+	ctx := context.Background()
+	clk := &clock{t: time.Unix(1_800_000_000, 0)}
+	db := mustOpen(t, "", WithClock(clk.now))
+	dest, _ := db.Destination(ctx, "k", []byte("{}"))
+	ban := func(ip string) {
+		t.Helper()
+		if _, err := db.Ban(ctx, Hold{Dest: dest, Target: ip, Jail: "j", IP: ip}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fail := func(ip, msg string) {
+		t.Helper()
+		es, err := db.Claim(ctx, "w", ClaimFilter{Targets: []string{ip}}, time.Minute)
+		if err != nil || len(es) != 1 {
+			t.Fatalf("claim %s: %v %v", ip, es, err)
+		}
+		if err := db.Fail(ctx, "w", dest, ip, msg, clk.now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ban("192.0.2.1") // the oldest, failing
+	clk.add(time.Minute)
+	ban("192.0.2.2") // failing
+	ban("192.0.2.3") // held back by the capacity policy
+	ban("192.0.2.4") // not tried yet
+	fail("192.0.2.1", "HTTP 503")
+	fail("192.0.2.2", "HTTP 403: bad token")
+	fail("192.0.2.3", "held: capacity 1 reached")
+	clk.add(time.Minute)
+	ban("192.0.2.5") // failing, but recent
+	fail("192.0.2.5", "HTTP 503")
+	tests := []struct {
+		name   string
+		since  time.Time
+		n      int
+		oldest string
+	}{
+		{"all but the recent one", clk.now().Add(-30 * time.Second), 2, "192.0.2.1"},
+		{"all", clk.now().Add(time.Second), 3, "192.0.2.1"},
+		{"none that old", clk.now().Add(-2 * time.Minute), 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n, oldest, err := db.Stuck(ctx, tt.since)
+			if err != nil || n != tt.n || oldest.Target != tt.oldest {
+				t.Fatalf("Stuck = %d, %q, %v; want %d, %q", n, oldest.Target, err, tt.n, tt.oldest)
+			}
+			if tt.n > 0 && oldest.LastError != "HTTP 503" {
+				t.Fatalf("oldest's last error %q", oldest.LastError)
+			}
+		})
+	}
+}
+
+func TestPing(t *testing.T) {
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "edgeban.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Ping(context.Background()); err != nil {
+		t.Fatalf("an open database: %v", err)
+	}
+	db.Close()
+	if err := db.Ping(context.Background()); err == nil || !strings.Contains(err.Error(), "edgeban.db") {
+		t.Fatalf("a closed database: %v", err)
 	}
 }
 
