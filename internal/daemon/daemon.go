@@ -40,6 +40,28 @@ type Daemon struct {
 	runCtx     context.Context
 	stopped    bool          // Run has returned: nothing more starts
 	workerDone chan struct{} // closed when the Cloudflare worker has stopped; nil: never started
+	worker     workerState
+	workerErr  error // why the worker stopped, when it failed
+	// counters are the jails' counters by name, handed to the jail that
+	// replaces one on a reload (see jail.Counters).
+	counters map[string]*jail.Counters
+}
+
+// workerState is what became of the daemon's Cloudflare worker.
+type workerState int
+
+const (
+	workerNone      workerState = iota // not started: no jail bans at Cloudflare
+	workerRunning                      // delivering, or about to
+	workerElsewhere                    // another worker (edgeban cloudflare serve) delivers
+	workerFailed                       // stopped on an error (see Daemon.workerErr)
+)
+
+// setWorker records what became of the Cloudflare worker.
+func (d *Daemon) setWorker(s workerState, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.worker, d.workerErr = s, err
 }
 
 // runWorker delivers the outbox to Cloudflare until ctx ends: the native
@@ -47,29 +69,37 @@ type Daemon struct {
 // serve already works on the database, it delivers, and the daemon only
 // enqueues.
 func (d *Daemon) runWorker(ctx context.Context) {
+	if err := d.deliver(ctx); err != nil && ctx.Err() == nil {
+		d.opts.Log.Error("Cloudflare worker stopped", "err", err)
+		d.setWorker(workerFailed, err)
+	}
+}
+
+// deliver is runWorker's work, until ctx ends or an error stops it.
+func (d *Daemon) deliver(ctx context.Context) error {
+	d.setWorker(workerRunning, nil)
 	db := d.opts.Store
 	unlock, err := db.LockWorker()
 	for i := 0; errors.Is(err, store.ErrWorkerRunning) && i < 20; i++ {
 		// A CLI call may be probing the lock for a moment.
 		select {
 		case <-ctx.Done():
-			return
+			return nil
 		case <-time.After(100 * time.Millisecond):
 		}
 		unlock, err = db.LockWorker()
 	}
 	if errors.Is(err, store.ErrWorkerRunning) {
 		d.opts.Log.Info("another Cloudflare worker runs on this database: it delivers the bans the daemon enqueues")
-		return
+		d.setWorker(workerElsewhere, nil)
+		return nil
 	}
 	if err != nil {
-		d.opts.Log.Error("Cloudflare worker", "err", err)
-		return
+		return err
 	}
 	defer unlock()
 	if n, err := db.ReleasePrefix(ctx, "worker:"); err != nil {
-		d.opts.Log.Error("Cloudflare worker", "err", err)
-		return
+		return err
 	} else if n > 0 {
 		d.opts.Log.Info("took back the claims of a previous Cloudflare worker", "entries", n)
 	}
@@ -79,14 +109,12 @@ func (d *Daemon) runWorker(ctx context.Context) {
 		hc = &http.Client{}
 	}
 	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: hc,
-		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Concurrency: cf.Concurrency, Logger: d.opts.Log})
+		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Concurrency: cf.Concurrency,
+		Logger: d.opts.Log, Observe: cf.Observe})
 	if err != nil {
-		d.opts.Log.Error("Cloudflare worker", "err", err)
-		return
+		return err
 	}
-	if err := dl.Run(ctx); err != nil && ctx.Err() == nil {
-		d.opts.Log.Error("Cloudflare worker stopped", "err", err)
-	}
+	return dl.Run(ctx)
 }
 
 // running is a jail with what started it and what stops it.
@@ -132,6 +160,12 @@ type CloudflareOptions struct {
 	// Concurrency bounds the worker's access-rule requests in flight;
 	// zero takes delivery's default.
 	Concurrency int
+	// Observe, when set, is told of every HTTP attempt of the worker
+	// (the metrics).
+	Observe func(cloudflare.Attempt)
+	// StuckAfter is how long a ban or unban may keep failing at
+	// Cloudflare before the daemon's health says so; zero: 10 minutes.
+	StuckAfter time.Duration
 }
 
 // Load builds the enabled jails of the configuration in dir. A jail that
@@ -142,7 +176,7 @@ func Load(dir string, opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
 	}
-	d := &Daemon{dir: dir, opts: opts, quit: make(chan struct{})}
+	d := &Daemon{dir: dir, opts: opts, quit: make(chan struct{}), counters: map[string]*jail.Counters{}}
 	jails, err := d.build()
 	if err != nil {
 		return nil, err
@@ -160,7 +194,7 @@ func (d *Daemon) build() ([]*running, error) {
 	}
 	var out []*running
 	for _, jc := range config.EnabledJails(jails) {
-		j, fp, cf, err := buildJail(d.dir, jc, d.opts)
+		j, fp, cf, err := buildJail(d.dir, jc, d.opts, d.countersOf(jc.Name))
 		if errors.Is(err, errJournal) {
 			d.opts.Log.Warn("jail skipped: it reads the systemd journal, which edgeban does not read yet", "jail", jc.Name, "err", err)
 			continue
@@ -174,6 +208,20 @@ func (d *Daemon) build() ([]*running, error) {
 }
 
 var errJournal = errors.New("no log file, and the filter reads the journal")
+
+// countersOf returns the counters of the jail named name: those of the
+// jail of that name that runs, if one does, so that a reload does not
+// reset them.
+func (d *Daemon) countersOf(name string) *jail.Counters {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c := d.counters[name]
+	if c == nil {
+		c = &jail.Counters{}
+		d.counters[name] = c
+	}
+	return c
+}
 
 func seconds(jc *config.Jail, opt string, def time.Duration) (time.Duration, error) {
 	v := strings.TrimSpace(jc.Options[opt])
@@ -194,8 +242,8 @@ func seconds(jc *config.Jail, opt string, def time.Duration) (time.Duration, err
 // everything it was built from (its options, its filter's and actions'
 // definitions as read, its log files), which tells a reload whether the
 // jail changed.
-func buildJail(dir string, jc *config.Jail, opts Options) (j *jail.Jail, fingerprint string, cloudflare bool, err error) {
-	j, what, err := buildJailFrom(dir, jc, opts)
+func buildJail(dir string, jc *config.Jail, opts Options, counters *jail.Counters) (j *jail.Jail, fingerprint string, cloudflare bool, err error) {
+	j, what, err := buildJailFrom(dir, jc, opts, counters)
 	if err != nil {
 		return nil, "", false, err
 	}
@@ -222,7 +270,7 @@ type actionFrom struct {
 	Params     map[string]string
 }
 
-func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, builtFrom, error) {
+func buildJailFrom(dir string, jc *config.Jail, opts Options, counters *jail.Counters) (*jail.Jail, builtFrom, error) {
 	var what builtFrom
 	if strings.HasPrefix(jc.Backend, "systemd") {
 		return nil, what, fmt.Errorf("jail %q: %w (backend %s)", jc.Name, errJournal, jc.Backend)
@@ -301,7 +349,7 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options) (*jail.Jail, built
 	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Tail: tail, Poll: jc.Backend == "polling",
 		MaxRetry: maxRetry, FindTime: findtime, BanTime: bantime, MaxMatches: maxMatches,
 		Ignore: ignore, UseDNS: useDNS, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
-		OnBan: opts.OnBan, OnUnban: opts.OnUnban}), what, nil
+		OnBan: opts.OnBan, OnUnban: opts.OnUnban, Counters: counters}), what, nil
 }
 
 // realIPWarning is logged once by a jail that bans at Cloudflare when
@@ -487,6 +535,13 @@ func (d *Daemon) Reload(name string, restart bool) (ReloadResult, error) {
 		}
 	}
 	d.jails = next
+	// The counters of the jails that no longer run go; a jail of that
+	// name added later counts from zero.
+	for name := range d.counters {
+		if !inNext[name] {
+			delete(d.counters, name)
+		}
+	}
 	// The jails started are ready (their bans restored) before the
 	// answer, so that a command after it sees them whole.
 	for _, j := range next {
@@ -542,16 +597,7 @@ func (d *Daemon) cloudflareStatus(ctx context.Context, jailName string) ([]Cloud
 	}
 	var out []CloudflareState
 	for _, dr := range rep.Dests {
-		where := dr.Spec.Scope
-		switch dr.Spec.Scope {
-		case delivery.ScopeZone:
-			where += " " + dr.Spec.Zone
-		case delivery.ScopeAccount:
-			where += " " + dr.Spec.Account
-		case delivery.ScopeList:
-			where += " " + dr.Spec.List
-		}
-		st := CloudflareState{Where: where, Live: dr.Live, PendingBan: dr.PendingBan, PendingUnban: dr.PendingUnban, Held: dr.Held}
+		st := CloudflareState{Where: where(dr.Spec), Live: dr.Live, PendingBan: dr.PendingBan, PendingUnban: dr.PendingUnban, Held: dr.Held}
 		for _, e := range rep.Failing {
 			if e.Dest == dr.Dest.ID && (jailName == "" || e.Jail == jailName) {
 				st.Failing = append(st.Failing, e.Target+": "+e.LastError)

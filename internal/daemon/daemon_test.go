@@ -37,14 +37,23 @@ func writeConf(t *testing.T, files map[string]string) string {
 // log nil discards the daemon's log.
 func runDaemon(t *testing.T, dir string, log *slog.Logger) (context.Context, *Daemon) {
 	t.Helper()
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
+	return runDaemonWith(t, dir, Options{Log: log}, "")
+}
+
+// runDaemonWith is runDaemon with options (Store is set to the daemon's
+// database), failing the test unless Run's error contains wantErr ("":
+// no error).
+func runDaemonWith(t *testing.T, dir string, opts Options, wantErr string) (context.Context, *Daemon) {
+	t.Helper()
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
 	}
 	db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := Load(dir, Options{Store: db, Log: log})
+	opts.Store = db
+	d, err := Load(dir, opts)
 	if err != nil {
 		db.Close()
 		t.Fatal(err)
@@ -54,8 +63,9 @@ func runDaemon(t *testing.T, dir string, log *slog.Logger) (context.Context, *Da
 	go func() { done <- d.Run(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
+		err := <-done
+		if wantErr == "" && err != nil || wantErr != "" && (err == nil || !strings.Contains(err.Error(), wantErr)) {
+			t.Errorf("Run: %v, want an error containing %q", err, wantErr)
 		}
 		db.Close()
 	})
