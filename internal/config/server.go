@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +33,10 @@ type Server struct {
 	// Cloudflare sizes the daemon's Cloudflare worker. Only edgeban.conf
 	// sets it.
 	Cloudflare CloudflareSettings
+	// MetricsListen is the host:port where the daemon serves its
+	// Prometheus metrics and its health (metricslisten); "" for none.
+	// Only edgeban.conf sets it.
+	MetricsListen string
 	// Pos tells where each setting was read.
 	Pos map[string]Pos
 }
@@ -71,6 +76,7 @@ var serverDefaults = map[string]string{
 	"edgeban/cfratewindow":  "",
 	"edgeban/cfrateburst":   "",
 	"edgeban/cfconcurrency": "",
+	"edgeban/metricslisten": "",
 }
 
 var logLevels = []string{"CRITICAL", "ERROR", "WARNING", "NOTICE", "INFO", "DEBUG", "TRACEDEBUG", "HEAVYDEBUG"}
@@ -173,7 +179,27 @@ func ReadServer(dir string) (*Server, error) {
 		}
 		s.Cloudflare.RateWindow = time.Duration(w * float64(time.Second))
 	}
+	if v := get("edgeban/metricslisten"); v != "" {
+		if err := checkListen(v); err != nil {
+			return nil, fmt.Errorf("%soption \"metricslisten\": %q: %w", where("edgeban/metricslisten"), v, err)
+		}
+		s.MetricsListen = v
+	}
 	return s, nil
+}
+
+// checkListen checks an address to listen on: host:port, the host
+// possibly empty (every address) and the port a number (0: any free
+// one).
+func checkListen(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port, e.g. 127.0.0.1:9191")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q is not a number from 0 to 65535", port)
+	}
+	return nil
 }
 
 // exists reports whether dir holds name.conf, name.local or name.d.

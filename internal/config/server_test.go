@@ -59,6 +59,17 @@ func TestReadServer(t *testing.T) {
 		}, func(s *Server) bool {
 			return s.Cloudflare == CloudflareSettings{}
 		}, ""},
+		{"metricslisten", map[string]string{"edgeban.conf": "[Definition]\nmetricslisten = 127.0.0.1:9191\n"}, func(s *Server) bool {
+			return s.MetricsListen == "127.0.0.1:9191"
+		}, ""},
+		{"metricslisten on every address, any port", map[string]string{"edgeban.local": "[Definition]\nmetricslisten = :0\n"}, func(s *Server) bool {
+			return s.MetricsListen == ":0"
+		}, ""},
+		{"metricslisten is edgeban.conf's only", map[string]string{"fail2ban.conf": "[Definition]\nmetricslisten = nonsense\n"}, func(s *Server) bool {
+			return s.MetricsListen == ""
+		}, ""},
+		{"metricslisten without a port", map[string]string{"edgeban.conf": "[Definition]\nmetricslisten = 127.0.0.1\n"}, nil, `edgeban.conf:2: option "metricslisten": "127.0.0.1": want host:port`},
+		{"metricslisten with a bad port", map[string]string{"edgeban.conf": "[Definition]\nmetricslisten = [::1]:http\n"}, nil, `edgeban.conf:2: option "metricslisten": "[::1]:http": port "http" is not a number`},
 		{"bad cfratelimit", map[string]string{"edgeban.conf": "[Definition]\ncfratelimit = lots\n"}, nil, `edgeban.conf:2: option "cfratelimit": "lots" is not a whole number above 0`},
 		{"zero cfconcurrency", map[string]string{"edgeban.conf": "[Definition]\n\ncfconcurrency = 0\n"}, nil, `edgeban.conf:3: option "cfconcurrency"`},
 		{"negative cfrateburst", map[string]string{"edgeban.conf": "[Definition]\ncfrateburst = -1\n"}, nil, `edgeban.conf:2: option "cfrateburst"`},
