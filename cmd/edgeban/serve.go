@@ -18,11 +18,13 @@ import (
 	"time"
 
 	"github.com/edgeban/edgeban/internal/action"
+	"github.com/edgeban/edgeban/internal/cloudflare"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/control"
 	"github.com/edgeban/edgeban/internal/daemon"
 	"github.com/edgeban/edgeban/internal/jail"
 	"github.com/edgeban/edgeban/internal/logtarget"
+	"github.com/edgeban/edgeban/internal/metrics"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
@@ -30,7 +32,7 @@ import (
 // default of edgeban.conf's socket.
 const defaultSocket = "/run/edgeban/edgeban.sock"
 
-const serveUsage = `usage: edgeban serve [-c CONFDIR] [--socket PATH] [--db PATH] [--foreground]
+const serveUsage = `usage: edgeban serve [-c CONFDIR] [--socket PATH] [--db PATH] [--metrics-listen ADDR] [--foreground]
 
 Runs the jails of a fail2ban configuration (the fail2ban-server of
 edgeban): follows their logs, bans through their actions, keeps the bans
@@ -46,7 +48,12 @@ logtarget, and the worker that delivers the native Cloudflare actions'
 bans: cfratelimit, cfratewindow and cfrateburst (the credential's request
 budget, default 1150 per 5m in bursts of 50, under Cloudflare's 1,200;
 raise it only when Cloudflare raised the limit) and cfconcurrency
-(access-rule requests in flight, default 4).
+(access-rule requests in flight, default 4), and metricslisten.
+
+With --metrics-listen (or metricslisten), it serves Prometheus metrics at
+http://ADDR/metrics and its health at http://ADDR/healthz: 200 when every
+jail runs, the database answers and the bans reach Cloudflare, else 503
+with the problems. Port 0 picks a free port, which the log names.
 
 Flags:
 `
@@ -61,6 +68,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	confDir := fs.String("c", "/etc/fail2ban", "configuration `dir`ectory")
 	socket := fs.String("socket", "", "control socket `path` (default: edgeban.conf's socket, else "+defaultSocket+")")
 	dbPath := fs.String("db", "", "database `path` (default: edgeban.conf's dbfile)")
+	metricsAddr := fs.String("metrics-listen", "", "serve metrics and health at `host:port` (default: edgeban.conf's metricslisten, else none)")
 	fs.Bool("foreground", true, "stay in the foreground (edgeban always does; systemd keeps it running)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,6 +86,9 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	if *dbPath == "" {
 		*dbPath = srv.DBFile
+	}
+	if *metricsAddr == "" {
+		*metricsAddr = srv.MetricsListen
 	}
 	logOut, reopenLog, closeLog, err := openLogTarget(srv.LogTarget, c.stderr)
 	if err != nil {
@@ -107,10 +118,16 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer unlock()
+	var cfMetrics *metrics.Cloudflare
+	var observe func(cloudflare.Attempt)
+	if *metricsAddr != "" {
+		cfMetrics = metrics.NewCloudflare()
+		observe = cfMetrics.Observe
+	}
 	d, err := daemon.Load(*confDir, daemon.Options{Store: db, Log: log, MaxMatches: srv.DBMaxMatches, FlushLogs: reopenLog,
 		Cloudflare: daemon.CloudflareOptions{Credentials: action.CredentialsFile(), Getenv: c.getenv,
 			RateLimit: srv.Cloudflare.RateLimit, RateWindow: srv.Cloudflare.RateWindow, RateBurst: srv.Cloudflare.RateBurst,
-			Concurrency: srv.Cloudflare.Concurrency},
+			Concurrency: srv.Cloudflare.Concurrency, Observe: observe},
 		OnBan: func(j, ip string, restored bool) {
 			logtarget.Ban(context.Background(), log, j, ip, restored)
 		},
@@ -128,6 +145,16 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	served := ""
+	if *metricsAddr != "" {
+		addr, stopMetrics, err := serveMetrics(ctx, *metricsAddr, d, cfMetrics, log)
+		if err != nil {
+			ctl.Close()
+			return err
+		}
+		defer stopMetrics()
+		served = fmt.Sprintf(", metrics http://%[1]s%[2]s and health http://%[1]s%[3]s", addr, metrics.MetricsPath, metrics.HealthPath)
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -146,7 +173,7 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	}()
 	go ctl.Serve(ctx)
 	defer ctl.Close()
-	log.Info(fmt.Sprintf("edgeban %s started: jails %s, socket %s, database %s", version, strings.Join(d.Jails(), ", "), *socket, *dbPath))
+	log.Info(fmt.Sprintf("edgeban %s started: jails %s, socket %s, database %s%s", version, strings.Join(d.Jails(), ", "), *socket, *dbPath, served))
 	go func() {
 		if n, err := db.PurgeJails(ctx, srv.DBPurgeAge); err != nil {
 			log.Error("purge", "err", err)
@@ -157,6 +184,29 @@ func runServe(ctx context.Context, c *cli, args []string) error {
 	err = d.Run(ctx)
 	log.Info("edgeban stopped")
 	return err
+}
+
+// serveMetrics binds addr and serves the daemon's metrics and health
+// there until stop is called; it returns the address bound (its port
+// picked when addr's is 0). A bind error is a start-up error.
+func serveMetrics(ctx context.Context, addr string, d *daemon.Daemon, cf *metrics.Cloudflare, log *slog.Logger) (bound string, stop func(), err error) {
+	reg, err := metrics.NewRegistry(d, cf, version)
+	if err != nil {
+		return "", nil, err
+	}
+	srv, err := metrics.Listen(addr, metrics.Handler(reg, d, log))
+	if err != nil {
+		return "", nil, fmt.Errorf("--metrics-listen %s: %w", addr, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ctx); err != nil {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	return srv.Addr().String(), func() { cancel(); <-done }, nil
 }
 
 // openLogTarget opens fail2ban's logtarget: STDOUT, STDERR, or a file

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -127,9 +128,9 @@ func TestServeEndToEnd(t *testing.T) {
 
 // startServe starts edgeban serve on the configuration in dir and waits
 // until its socket answers; the test's end kills it if it still runs.
-func startServe(t *testing.T, bin, dir, sock string) *exec.Cmd {
+func startServe(t *testing.T, bin, dir, sock string, args ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(bin, "serve", "-c", dir, "--socket", sock)
+	cmd := exec.Command(bin, append([]string{"serve", "-c", dir, "--socket", sock}, args...)...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
@@ -202,6 +203,12 @@ func TestServeRefuses(t *testing.T) {
 		files[name] = content
 		return writeConfDir(t, files)
 	}
+	// A port another program listens on.
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
 	tests := []struct {
 		name string
 		conf string
@@ -212,6 +219,9 @@ func TestServeRefuses(t *testing.T) {
 		{"a bad option", with("jail.local", "[app]\nenabled = true\nfilter = app\naction = note\nlogpath = /x\nmaxretry = many\n"), nil, `jail.local:6`},
 		{"a corrupt database", with("edgeban.conf", "[Definition]\ndbfile = "+junk+"\n"), nil, junk},
 		{"a database in use", writeConfDir(t, good), nil, "another edgeban serve is running on this database"},
+		{"a metrics port in use", with("jail.conf", ""), []string{"--metrics-listen", taken.Addr().String()},
+			"--metrics-listen " + taken.Addr().String() + ": metrics: listen tcp " + taken.Addr().String() + ": bind: address already in use"},
+		{"a bad metricslisten", with("edgeban.local", "[Definition]\nmetricslisten = localhost\n"), nil, `edgeban.local:2: option "metricslisten"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
