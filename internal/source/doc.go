@@ -1,6 +1,7 @@
-// Package source is edgeban's log file backend: it follows log files as
-// they grow and rotate, and hands out complete lines together with the
-// position reached after each one.
+// Package source is where edgeban's log lines come from: log files
+// followed as they grow and rotate ([Follow]), and the systemd journal
+// ([FollowJournal]). Each line comes with the position reached after it,
+// to resume there.
 //
 // A followed file is read to its end and then watched. Changes are
 // noticed through fsnotify events on the file's directory, so a line
@@ -22,4 +23,17 @@
 // rotated copy (path.N or path-SUFFIX) has that first line, the rest of
 // that copy is read before the new file, so that a rotation while edgeban
 // was stopped loses no line.
+//
+// The journal is read by a journalctl child process (journalctl --follow
+// --output=export), not through libsystemd: edgeban stays one static
+// binary built without cgo, and journalctl, which every systemd system
+// has, reads every journal file format and compression its systemd
+// writes. The export format is the journal's own lossless serialization:
+// binary and multi-line fields come through as they are, with no size
+// limit (journalctl's JSON turns fields over 4 KiB into null). Each entry
+// is made into the line fail2ban's systemd backend makes of it, "HOST
+// IDENT[PID]: MESSAGE", and comes with its time from the journal and its
+// cursor. When journalctl exits it is started again after a growing wait,
+// after the cursor of the last entry handed out, so that no entry is lost
+// or handed out twice.
 package source
