@@ -17,8 +17,12 @@ import (
 type Jail struct {
 	Name    string
 	Enabled bool
-	// Backend is as written ("auto", "polling", "systemd", ...).
+	// Backend is as written ("auto", "polling", "systemd",
+	// "systemd[journalpath=/srv/journal]"...).
 	Backend string
+	// BackendSpec is Backend parsed: its name and its options (see
+	// Journal for the systemd backend's).
+	BackendSpec Spec
 	// Filter is the filter option, name and parameters (its Name is ""
 	// when the jail sets no filter).
 	Filter Spec
@@ -107,6 +111,11 @@ func readJail(cfg *Config, name string) (*Jail, error) {
 	if v := strings.TrimSpace(j.Options["backend"]); v != "" {
 		j.Backend = v
 	}
+	bs, err := ParseSpec(j.Backend)
+	if err != nil {
+		return nil, fmt.Errorf("%s: jail %q: option \"backend\": %w", where("backend"), name, err)
+	}
+	j.BackendSpec = bs
 	for _, o := range []struct {
 		name string
 		dst  *int
@@ -173,6 +182,65 @@ func (j *Jail) Tail(path string) bool {
 		}
 	}
 	return false
+}
+
+// JournalBackend holds the options of fail2ban's systemd backend,
+// backend = systemd[journalpath=DIR, journalfiles="GLOB GLOB", journalflags=N, rotated=BOOL].
+type JournalBackend struct {
+	// Path is journalpath: a directory of journal files to read instead
+	// of the system's journal.
+	Path string
+	// Files is journalfiles: journal files or globs to read instead of
+	// the system's journal, separated by commas or white space as in
+	// fail2ban.
+	Files []string
+	// Flags is journalflags, sd_journal_open's flags; FlagsSet tells
+	// whether the jail sets it.
+	Flags    int
+	FlagsSet bool
+	// Rotated is rotated: read the archived journal files too.
+	Rotated bool
+}
+
+// journalBackendOptions are the options of the systemd backend.
+var journalBackendOptions = []string{"journalpath", "journalfiles", "journalflags", "rotated"}
+
+// Journal returns the options of the jail's systemd backend; an error
+// names the file and line of the backend option and the option at
+// fault. It is for a jail whose BackendSpec names systemd.
+func (j *Jail) Journal() (JournalBackend, error) {
+	var jb JournalBackend
+	fail := func(format string, args ...any) (JournalBackend, error) {
+		where := "jail " + strconv.Quote(j.Name)
+		if p, ok := j.Pos["backend"]; ok {
+			where = p.String()
+		}
+		return JournalBackend{}, fmt.Errorf("%s: jail %q: option \"backend\": %s", where, j.Name, fmt.Sprintf(format, args...))
+	}
+	for _, o := range j.BackendSpec.Options {
+		v := strings.TrimSpace(o.Value)
+		switch o.Key {
+		case "journalpath":
+			jb.Path = v
+		case "journalfiles":
+			jb.Files = strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
+		case "journalflags":
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fail("journalflags %q is not an integer", o.Value)
+			}
+			jb.Flags, jb.FlagsSet = n, true
+		case "rotated":
+			b, err := ParseBool(v)
+			if err != nil {
+				return fail("rotated: %v", err)
+			}
+			jb.Rotated = b
+		default:
+			return fail("%s has no option %q (it takes %s)", j.BackendSpec.Name, o.Key, strings.Join(journalBackendOptions, ", "))
+		}
+	}
+	return jb, nil
 }
 
 // ParseBool reads a boolean as fail2ban does: true, yes, on, 1 and

@@ -141,6 +141,7 @@ func TestReadJailsErrors(t *testing.T) {
 		{"bad filter", "[sshd]\nenabled = true\nfilter = sshd[mode=\n", `jail.local:3: jail "sshd": option "filter"`},
 		{"syntax", "[sshd\nenabled = true\n", "jail.local:1"},
 		{"missing reference", "[sshd]\nenabled = true\nlogpath = %(nowhere)s\n", "nowhere"},
+		{"bad backend", "[sshd]\nenabled = true\nbackend = systemd[journalpath=/x\n", `jail.local:3: jail "sshd": option "backend"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -154,6 +155,55 @@ func TestReadJailsErrors(t *testing.T) {
 			_, err := ReadJails(dir)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestJailJournal(t *testing.T) {
+	tests := []struct {
+		name    string
+		backend string
+		want    JournalBackend
+		wantErr string
+	}{
+		{"plain", "systemd", JournalBackend{}, ""},
+		{"journalpath", "systemd[journalpath=/run/log/journal/machine-1]", JournalBackend{Path: "/run/log/journal/machine-1"}, ""},
+		{"journalfiles as fail2ban's docs write it", `systemd[journalfiles="/path/to/system.journal, /path/to/user.journal"]`,
+			JournalBackend{Files: []string{"/path/to/system.journal", "/path/to/user.journal"}}, ""},
+		{"journalfiles split on white space", `systemd[journalfiles='/a/*.journal /b/x.journal']`,
+			JournalBackend{Files: []string{"/a/*.journal", "/b/x.journal"}}, ""},
+		{"journalflags and rotated", "systemd[journalflags=1, rotated=on]", JournalBackend{Flags: 1, FlagsSet: true, Rotated: true}, ""},
+		{"bad journalflags", "systemd[journalflags=system]", JournalBackend{}, `jail.local:3: jail "sshd": option "backend": journalflags "system" is not an integer`},
+		{"bad rotated", "systemd[rotated=sometimes]", JournalBackend{}, `option "backend": rotated: "sometimes" is not a boolean`},
+		{"unknown option", "systemd[namespace=x]", JournalBackend{}, `systemd has no option "namespace" (it takes journalpath, journalfiles, journalflags, rotated)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.WriteFile(filepath.Join(dir, "jail.local"), []byte("[sshd]\nenabled = true\nbackend = "+tt.backend+"\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			jails, err := ReadJails(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			j := jails[0]
+			if j.BackendSpec.Name != "systemd" || j.Backend != tt.backend {
+				t.Fatalf("backend %q parsed as %q", j.Backend, j.BackendSpec.Name)
+			}
+			got, err := j.Journal()
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", tt.want) {
+				t.Fatalf("got %#v, want %#v", got, tt.want)
 			}
 		})
 	}
