@@ -31,8 +31,13 @@ type Settings struct {
 	LogPaths []string       // files to follow (globs already expanded)
 	// Tail holds the files read from their end when no position is
 	// stored for them (logpath = PATH tail); the others from their start.
-	Tail     map[string]bool
-	Poll     bool // backend = polling
+	Tail map[string]bool
+	Poll bool // backend = polling
+	// Journal, when set, makes the jail read the systemd journal with
+	// these options (backend = systemd). The jail sets where reading
+	// starts: after the entry it handled last, if that is within
+	// FindTime, else at now - FindTime, as fail2ban does.
+	Journal  *source.JournalOptions
 	MaxRetry int
 	FindTime time.Duration
 	BanTime  time.Duration // < 0: permanent
@@ -128,9 +133,26 @@ func New(s Settings) *Jail {
 // Name is the jail's name.
 func (j *Jail) Name() string { return j.s.Name }
 
+// JournalPosition is the name under which a jail's place in the journal
+// is stored among its log positions (fail2ban's name for it): the
+// cursor of the last entry handled, and that entry's time in
+// microseconds.
+const JournalPosition = "systemd-journal"
+
+// lineEvent is a line from a source, with what to store to resume after
+// it.
 type lineEvent struct {
-	path string
-	line source.Line
+	key  string    // the position's name: the file's path, or JournalPosition
+	text string    // the line
+	at   time.Time // the journal entry's time; zero for a file's line, whose date is in its text
+	pos  logPos
+}
+
+// logPos is a stored log position: for a file, the MD5 of its first line
+// and an offset; for the journal, a cursor and a time.
+type logPos struct {
+	mark string
+	off  int64
 }
 
 // Run starts the actions, restores the jail's bans from the store, and
@@ -164,40 +186,74 @@ func (j *Jail) Run(ctx context.Context) error {
 	lines := make(chan lineEvent, 256)
 	fctx, stopFollow := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	// send hands a line to the loop below, which releases prio once it
+	// has handled it.
+	send := func(ev lineEvent) error {
+		j.prio.hold() // until the loop has handled the line
+		select {
+		case lines <- ev:
+			return nil
+		case <-fctx.Done():
+			j.prio.release()
+			return fctx.Err()
+		}
+	}
+	fail := func(err error) error {
+		stopFollow()
+		wg.Wait()
+		stopBackground()
+		<-background
+		if ctx.Err() != nil {
+			return j.stopActions(ctx)
+		}
+		return err
+	}
 	for _, p := range j.s.LogPaths {
 		opts := source.Options{Poll: j.s.Poll, FromEnd: j.s.Tail[p], Logger: j.s.Log}
 		if md5, pos, ok, err := j.s.Store.LogPosition(ctx, j.s.Name, p); err != nil {
-			stopFollow()
-			wg.Wait()
-			stopBackground()
-			<-background
-			if ctx.Err() != nil {
-				return j.stopActions(ctx)
-			}
-			return err
+			return fail(err)
 		} else if ok {
 			opts.Start = &source.Position{FirstLineMD5: md5, Offset: pos}
 		}
 		wg.Go(func() {
 			err := source.Follow(fctx, p, opts, func(l source.Line) error {
-				j.prio.hold() // until the loop has handled the line
-				select {
-				case lines <- lineEvent{path: p, line: l}:
-					return nil
-				case <-fctx.Done():
-					j.prio.release()
-					return fctx.Err()
-				}
+				return send(lineEvent{key: p, text: l.Text, pos: logPos{l.Pos.FirstLineMD5, l.Pos.Offset}})
 			})
 			if err != nil && !errors.Is(err, context.Canceled) {
 				j.s.Log.Error("log source stopped", "path", p, "err", err)
 			}
 		})
 	}
-	positions := map[string]source.Position{}
+	if j.s.Journal != nil {
+		opts := *j.s.Journal
+		opts.Logger = j.s.Log
+		opts.Cursor, opts.Since = "", time.Now().Add(-j.s.FindTime)
+		cursor, at, ok, err := j.s.Store.LogPosition(ctx, j.s.Name, JournalPosition)
+		if err != nil {
+			return fail(err)
+		}
+		if ok && cursor != "" && !time.UnixMicro(at).Before(opts.Since) {
+			// The entries before it within findtime were handled; older
+			// ones count for nothing.
+			opts.Cursor, opts.Since = cursor, time.UnixMicro(at)
+		}
+		j.s.Log.Info("reading the systemd journal", "match", opts.Match, "after", opts.Cursor, "since", opts.Since)
+		wg.Go(func() {
+			err := source.FollowJournal(fctx, opts, func(e source.JournalEntry) error {
+				return send(lineEvent{key: JournalPosition, text: e.Text, at: e.Time, pos: logPos{e.Cursor, e.Time.UnixMicro()}})
+			})
+			if err != nil && !errors.Is(err, context.Canceled) {
+				j.s.Log.Error("journal source stopped", "err", err)
+			}
+		})
+	}
+	positions := map[string]logPos{}
 	savePositions := func() {
 		for p, pos := range positions {
-			if err := j.s.Store.SetLogPosition(context.WithoutCancel(ctx), j.s.Name, p, pos.FirstLineMD5, pos.Offset); err != nil {
+			if pos.mark == "" {
+				continue // a journal entry without a cursor: nothing to resume after
+			}
+			if err := j.s.Store.SetLogPosition(context.WithoutCancel(ctx), j.s.Name, p, pos.mark, pos.off); err != nil {
 				j.s.Log.Error("save log position", "path", p, "err", err)
 			}
 		}
@@ -214,8 +270,8 @@ func (j *Jail) Run(ctx context.Context) error {
 			for {
 				select {
 				case ev := <-lines:
-					j.handleLine(context.WithoutCancel(ctx), ev.line)
-					positions[ev.path] = ev.line.Pos
+					j.handleLine(context.WithoutCancel(ctx), ev.text, ev.at)
+					positions[ev.key] = ev.pos
 					j.prio.release()
 					continue
 				default:
@@ -226,8 +282,8 @@ func (j *Jail) Run(ctx context.Context) error {
 			<-background
 			return j.stopActions(ctx)
 		case ev := <-lines:
-			j.handleLine(ctx, ev.line)
-			positions[ev.path] = ev.line.Pos
+			j.handleLine(ctx, ev.text, ev.at)
+			positions[ev.key] = ev.pos
 			j.prio.release()
 		case <-save.C:
 			savePositions()
@@ -246,9 +302,16 @@ func (j *Jail) stopActions(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// handleLine runs the filter over one line and counts its failures.
-func (j *Jail) handleLine(ctx context.Context, l source.Line) {
-	res := j.s.Filter.Process(l.Text)
+// handleLine runs the filter over one line and counts its failures. A
+// journal entry's line comes with the entry's time (at), which is the
+// failures' time; a file's line has its date in its text.
+func (j *Jail) handleLine(ctx context.Context, text string, at time.Time) {
+	var res filter.Result
+	if at.IsZero() {
+		res = j.s.Filter.Process(text)
+	} else {
+		res = j.s.Filter.ProcessDated(text, at)
+	}
 	j.counters.linesRead.Add(1)
 	if len(res.Failures) > 0 {
 		j.counters.linesMatched.Add(1)

@@ -4,15 +4,12 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,36 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeban/edgeban/internal/journaltest"
 	"github.com/edgeban/edgeban/internal/sharedtest"
 )
 
-// field is one field of a journal entry as a test writes it.
-type field struct {
-	name  string
-	value string
-}
+type field = journaltest.Field
 
-// exportEntry serializes an entry in the export format, binary-safe:
-// values holding a newline or bytes that are not UTF-8 go in the binary
-// form, as journalctl writes them.
-func exportEntry(fields ...field) []byte {
-	var b bytes.Buffer
-	for _, f := range fields {
-		if strings.ContainsAny(f.value, "\n") || !isText(f.value) {
-			b.WriteString(f.name + "\n")
-			binary.Write(&b, binary.LittleEndian, uint64(len(f.value)))
-			b.WriteString(f.value + "\n")
-			continue
-		}
-		b.WriteString(f.name + "=" + f.value + "\n")
-	}
-	b.WriteByte('\n')
-	return b.Bytes()
-}
-
-func isText(s string) bool {
-	return !strings.ContainsFunc(s, func(r rune) bool { return r == '\uFFFD' || r < ' ' })
-}
+var exportEntry = journaltest.Export
 
 func TestFormatEntry(t *testing.T) {
 	tests := []struct {
@@ -233,63 +207,13 @@ func TestArchived(t *testing.T) {
 // which builds them from an export stream with no journald running, and
 // read them back with journalctl.
 
-// journalRemote returns systemd-journal-remote's path, or skips the test.
-func journalRemote(t *testing.T) string {
-	t.Helper()
-	if _, err := exec.LookPath("journalctl"); err != nil {
-		t.Skip("needs journalctl (Debian: package systemd)")
-	}
-	for _, p := range []string{"/lib/systemd/systemd-journal-remote", "/usr/lib/systemd/systemd-journal-remote"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("needs systemd-journal-remote (Debian: package systemd-journal-remote) to write journal files")
-	return ""
-}
-
-// bootID is the _BOOT_ID of the entries the tests write.
-const bootID = "0123456789abcdef0123456789abcdef"
-
-// journalWriter appends entries to journal files.
-type journalWriter struct {
-	t      *testing.T
-	remote string
-	mono   int64
-}
-
-func newJournalWriter(t *testing.T) *journalWriter {
-	return &journalWriter{t: t, remote: journalRemote(t), mono: 1000}
-}
-
-// write appends entries to the journal file path (created if needed):
-// each entry gets its realtime and monotonic timestamps and boot id.
-func (w *journalWriter) write(path string, at time.Time, entries ...[]field) {
-	w.t.Helper()
-	var stream bytes.Buffer
-	for i, e := range entries {
-		w.mono++
-		head := []field{
-			{"__REALTIME_TIMESTAMP", strconv.FormatInt(at.Add(time.Duration(i)*time.Microsecond).UnixMicro(), 10)},
-			{"__MONOTONIC_TIMESTAMP", strconv.FormatInt(w.mono, 10)},
-			{"_BOOT_ID", bootID},
-		}
-		stream.Write(exportEntry(append(head, e...)...))
-	}
-	cmd := exec.Command(w.remote, "--output="+path, "-")
-	cmd.Stdin = &stream
-	if out, err := cmd.CombinedOutput(); err != nil {
-		w.t.Fatalf("systemd-journal-remote: %v\n%s", err, out)
-	}
-}
-
 // sshdEntry is the entry of a line "HOST IDENT[PID]: MESSAGE" of unit.
-func sshdEntry(line, unit string) []field {
-	m := regexp.MustCompile(`^(\S+) ([^\s\[]+)\[(\d+)\]: (.*)$`).FindStringSubmatch(line)
-	if m == nil {
-		panic("not a journal sample line: " + line)
+func sshdEntry(t *testing.T, line, unit string) []field {
+	f, ok := journaltest.SyslogEntry(line, unit)
+	if !ok {
+		t.Fatalf("not a journal sample line: %q", line)
 	}
-	return []field{{"_HOSTNAME", m[1]}, {"SYSLOG_IDENTIFIER", m[2]}, {"_PID", m[3]}, {"_SYSTEMD_UNIT", unit}, {"MESSAGE", m[4]}}
+	return f
 }
 
 // sampleLines returns the log lines of fail2ban's sshd-journal sample.
@@ -390,16 +314,16 @@ func texts(es []JournalEntry) []string {
 // as real journal entries, through journalpath and journalfiles: each
 // entry reads back as the line the sample shows, with the entry's time.
 func TestFollowJournalSample(t *testing.T) {
-	w := newJournalWriter(t)
+	w := journaltest.NewWriter(t)
 	lines := sampleLines(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "sshd.journal")
 	at := time.Now().Add(-time.Minute).Truncate(time.Microsecond)
 	var entries [][]field
 	for _, l := range lines {
-		entries = append(entries, sshdEntry(l, "ssh.service"))
+		entries = append(entries, sshdEntry(t, l, "ssh.service"))
 	}
-	w.write(file, at, entries...)
+	w.Write(file, at, entries...)
 	match := [][]string{{"_SYSTEMD_UNIT=ssh.service"}}
 	for _, tt := range []struct {
 		name string
@@ -431,7 +355,7 @@ func TestFollowJournalSample(t *testing.T) {
 // cursor journalctl refuses), following new entries, and a journalctl
 // that dies.
 func TestFollowJournal(t *testing.T) {
-	w := newJournalWriter(t)
+	w := journaltest.NewWriter(t)
 	base := time.Now().Add(-time.Hour).Truncate(time.Microsecond)
 	ssh := func(msg string) []field {
 		return []field{{"_HOSTNAME", "srv"}, {"SYSLOG_IDENTIFIER", "sshd"}, {"_PID", "1"}, {"_COMM", "sshd"}, {"_SYSTEMD_UNIT", "ssh.service"}, {"MESSAGE", msg}}
@@ -443,7 +367,7 @@ func TestFollowJournal(t *testing.T) {
 
 	t.Run("matches", func(t *testing.T) {
 		dir := t.TempDir()
-		w.write(filepath.Join(dir, "a.journal"), base,
+		w.Write(filepath.Join(dir, "a.journal"), base,
 			ssh("one"), other("forged sshd line"), ssh("two"),
 			[]field{{"_SYSTEMD_UNIT", "sshd.service"}, {"SYSLOG_IDENTIFIER", "sshd"}, {"MESSAGE", "three"}},
 			[]field{{"_SYSTEMD_UNIT", "ssh.service"}, {"_COMM", "sshd"}, {"MESSAGE", "four"}},
@@ -470,8 +394,8 @@ func TestFollowJournal(t *testing.T) {
 
 	t.Run("start", func(t *testing.T) {
 		dir := t.TempDir()
-		w.write(filepath.Join(dir, "a.journal"), base, ssh("old"))
-		w.write(filepath.Join(dir, "a.journal"), base.Add(time.Minute), ssh("new 1"), ssh("new 2"))
+		w.Write(filepath.Join(dir, "a.journal"), base, ssh("old"))
+		w.Write(filepath.Join(dir, "a.journal"), base.Add(time.Minute), ssh("new 1"), ssh("new 2"))
 		all := followJournal(t, JournalOptions{Path: dir, Match: sshdMatch}).next(3)
 		for _, tt := range []struct {
 			name string
@@ -512,12 +436,12 @@ func TestFollowJournal(t *testing.T) {
 		} {
 			t.Run(tt.name, func(t *testing.T) {
 				dir := t.TempDir()
-				w.write(filepath.Join(dir, "a.journal"), base, ssh("before"))
+				w.Write(filepath.Join(dir, "a.journal"), base, ssh("before"))
 				opts := tt.opts(dir)
 				opts.Match = sshdMatch
 				f := followJournal(t, opts)
 				f.next(1)
-				w.write(filepath.Join(dir, tt.second), time.Now(), other("not ours"), ssh("after 1"), ssh("after 2"))
+				w.Write(filepath.Join(dir, tt.second), time.Now(), other("not ours"), ssh("after 1"), ssh("after 2"))
 				if got := texts(f.next(2)); fmt.Sprint(got) != "[srv sshd[1]: after 1 srv sshd[1]: after 2]" {
 					t.Fatalf("entries %q", got)
 				}
@@ -528,7 +452,7 @@ func TestFollowJournal(t *testing.T) {
 
 	t.Run("journalctl dies", func(t *testing.T) {
 		dir := t.TempDir()
-		w.write(filepath.Join(dir, "a.journal"), base, ssh("1"), ssh("2"))
+		w.Write(filepath.Join(dir, "a.journal"), base, ssh("1"), ssh("2"))
 		f := followJournal(t, JournalOptions{Path: dir, Match: sshdMatch, RestartDelay: 10 * time.Millisecond})
 		f.next(2)
 		for round := range 2 {
@@ -539,7 +463,7 @@ func TestFollowJournal(t *testing.T) {
 			// Entries written while it is down are read once it is back,
 			// and the ones read before are not read again.
 			msg := fmt.Sprintf("while down %d", round)
-			w.write(filepath.Join(dir, "a.journal"), time.Now(), ssh(msg))
+			w.Write(filepath.Join(dir, "a.journal"), time.Now(), ssh(msg))
 			if got := f.next(1)[0].Text; got != "srv sshd[1]: "+msg {
 				t.Fatalf("after restart %d: %q", round, got)
 			}
@@ -552,7 +476,7 @@ func TestFollowJournal(t *testing.T) {
 
 	t.Run("stopped while journalctl runs", func(t *testing.T) {
 		dir := t.TempDir()
-		w.write(filepath.Join(dir, "a.journal"), base, ssh("1"))
+		w.Write(filepath.Join(dir, "a.journal"), base, ssh("1"))
 		f := followJournal(t, JournalOptions{Path: dir})
 		f.next(1)
 		pid := journalctlChild(t)
