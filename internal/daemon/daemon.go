@@ -25,6 +25,7 @@ import (
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/filter"
 	"github.com/edgeban/edgeban/internal/jail"
+	"github.com/edgeban/edgeban/internal/source"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
@@ -169,9 +170,7 @@ type CloudflareOptions struct {
 }
 
 // Load builds the enabled jails of the configuration in dir. A jail that
-// cannot run is an error naming it, except a backend = auto jail with no
-// log file whose filter has a journalmatch: it needs the journal, which
-// this edgeban does not read yet, and is skipped with a warning.
+// cannot run is an error naming it.
 func Load(dir string, opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
@@ -195,10 +194,6 @@ func (d *Daemon) build() ([]*running, error) {
 	var out []*running
 	for _, jc := range config.EnabledJails(jails) {
 		j, fp, cf, err := buildJail(d.dir, jc, d.opts, d.countersOf(jc.Name))
-		if errors.Is(err, errJournal) {
-			d.opts.Log.Warn("jail skipped: it reads the systemd journal, which edgeban does not read yet", "jail", jc.Name, "err", err)
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}
@@ -206,8 +201,6 @@ func (d *Daemon) build() ([]*running, error) {
 	}
 	return out, nil
 }
-
-var errJournal = errors.New("no log file, and the filter reads the journal")
 
 // countersOf returns the counters of the jail named name: those of the
 // jail of that name that runs, if one does, so that a reload does not
@@ -262,6 +255,16 @@ type builtFrom struct {
 	Filter     *filter.Definition
 	Actions    []actionFrom
 	LogPaths   []string
+	Journal    *journalFrom `json:",omitempty"`
+}
+
+// journalFrom is what a journal jail reads, for its fingerprint.
+type journalFrom struct {
+	Match   [][]string
+	Path    string
+	Files   []string
+	Flags   int
+	Rotated bool
 }
 
 type actionFrom struct {
@@ -272,12 +275,52 @@ type actionFrom struct {
 
 func buildJailFrom(dir string, jc *config.Jail, opts Options, counters *jail.Counters) (*jail.Jail, builtFrom, error) {
 	var what builtFrom
-	if strings.HasPrefix(jc.Backend, "systemd") {
-		return nil, what, fmt.Errorf("jail %q: %w (backend %s)", jc.Name, errJournal, jc.Backend)
-	}
 	def, err := filter.Load(dir, jc.Options["filter"], filter.LoadOptions{Backend: jc.Backend})
 	if err != nil {
 		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
+	}
+	var (
+		paths   []string
+		journal *source.JournalOptions
+	)
+	if jc.BackendSpec.Name == "systemd" {
+		// fail2ban ignores logpath with this backend, and so does edgeban.
+		if journal, err = JournalSource(jc, def); err != nil {
+			return nil, what, err
+		}
+	} else {
+		files, missing, err := jc.LogFiles()
+		if err != nil {
+			return nil, what, err
+		}
+		paths = files
+		if len(files) == 0 && jc.BackendSpec.Name == "auto" && len(def.JournalMatch) > 0 {
+			// As fail2ban 1.1: backend = auto without a log file reads the
+			// journal when the filter says where its service logs there.
+			if _, err := source.Journalctl(); err != nil {
+				opts.Log.Warn("no log file, and the journal cannot be read: waiting for the log files", "jail", jc.Name, "logpath", jc.LogPath, "err", err)
+			} else {
+				opts.Log.Info("no log file: backend = auto reads the systemd journal, as the filter has a journalmatch", "jail", jc.Name, "logpath", jc.LogPath)
+				// The filter's lines come from the journal: its logtype is
+				// journal, as with backend = systemd.
+				if def, err = filter.Load(dir, jc.Options["filter"], filter.LoadOptions{Backend: "systemd"}); err != nil {
+					return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
+				}
+				if journal, err = JournalSource(jc, def); err != nil {
+					return nil, what, err
+				}
+			}
+		}
+		if journal == nil {
+			for _, pattern := range missing {
+				if !strings.ContainsAny(pattern, "*?[") {
+					paths = append(paths, pattern) // a file that will appear is waited for
+				}
+			}
+			if len(paths) == 0 {
+				return nil, what, fmt.Errorf("jail %q: no log file for logpath %v", jc.Name, jc.LogPath)
+			}
+		}
 	}
 	// The jail's usedns (jail.conf's [DEFAULT] sets warn), else the
 	// filter's, else fail2ban's default.
@@ -290,21 +333,6 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options, counters *jail.Cou
 	f, err := filter.New(def, filter.Config{Location: time.Local, UseDNS: useDNS})
 	if err != nil {
 		return nil, what, fmt.Errorf("jail %q: %w", jc.Name, err)
-	}
-	paths, missing, err := jc.LogFiles()
-	if err != nil {
-		return nil, what, err
-	}
-	for _, pattern := range missing {
-		if !strings.ContainsAny(pattern, "*?[") {
-			paths = append(paths, pattern) // a file that will appear is waited for
-		}
-	}
-	if len(paths) == 0 {
-		if jc.Backend == "auto" && len(def.JournalMatch) > 0 {
-			return nil, what, fmt.Errorf("jail %q: %w", jc.Name, errJournal)
-		}
-		return nil, what, fmt.Errorf("jail %q: no log file for logpath %v", jc.Name, jc.LogPath)
 	}
 	findtime, err := seconds(jc, "findtime", 10*time.Minute)
 	if err != nil {
@@ -327,6 +355,9 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options, counters *jail.Cou
 		return nil, what, err
 	}
 	what.Options, what.Filter, what.LogPaths = jc.Options, def, paths
+	if journal != nil {
+		what.Journal = &journalFrom{Match: journal.Match, Path: journal.Path, Files: journal.Files, Flags: journal.Flags, Rotated: journal.Rotated}
+	}
 	if what.Cloudflare {
 		// Cloudflare's own addresses are its proxies: banning one at
 		// Cloudflare bans nobody, or everybody.
@@ -346,10 +377,36 @@ func buildJailFrom(dir string, jc *config.Jail, opts Options, counters *jail.Cou
 			tail[p] = true
 		}
 	}
-	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Tail: tail, Poll: jc.Backend == "polling",
+	return jail.New(jail.Settings{Name: jc.Name, Filter: f, LogPaths: paths, Tail: tail, Poll: jc.Backend == "polling", Journal: journal,
 		MaxRetry: maxRetry, FindTime: findtime, BanTime: bantime, MaxMatches: maxMatches,
 		Ignore: ignore, UseDNS: useDNS, Increment: inc, Actions: actions, Store: opts.Store, Log: opts.Log,
 		OnBan: opts.OnBan, OnUnban: opts.OnUnban, Counters: counters}), what, nil
+}
+
+// JournalSource returns what a journal jail reads: its backend's
+// options (fail2ban's journalflags default, 4, the system's journal
+// without user sessions, when it reads the system's journal) and its
+// filter's journalmatch. journalctl must be installed.
+func JournalSource(jc *config.Jail, def *filter.Definition) (*source.JournalOptions, error) {
+	jb, err := jc.Journal()
+	if err != nil {
+		return nil, err
+	}
+	o := &source.JournalOptions{Path: jb.Path, Files: jb.Files, Flags: jb.Flags, Rotated: jb.Rotated}
+	if !jb.FlagsSet && jb.Path == "" && len(jb.Files) == 0 {
+		o.Flags = source.JournalSystem
+	}
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: jail %q: option \"backend\": %w", jc.Pos["backend"], jc.Name, err)
+	}
+	o.Match = def.JournalMatch
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: jail %q: %w", def.Where("journalmatch"), jc.Name, err)
+	}
+	if _, err := source.Journalctl(); err != nil {
+		return nil, fmt.Errorf("jail %q: backend %s: %w", jc.Name, jc.BackendSpec.Name, err)
+	}
+	return o, nil
 }
 
 // realIPWarning is logged once by a jail that bans at Cloudflare when

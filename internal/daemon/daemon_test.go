@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgeban/edgeban/internal/cloudflare/cfsim"
+	"github.com/edgeban/edgeban/internal/source"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
@@ -72,21 +73,18 @@ func runDaemonWith(t *testing.T, dir string, opts Options, wantErr string) (cont
 	return ctx, d
 }
 
+// loadCase is a jail.local and what Load makes of it: the jails it
+// runs, or an error.
+type loadCase struct {
+	name      string
+	local     string
+	wantJails string
+	wantErr   string
+}
+
 func TestLoad(t *testing.T) {
-	base := map[string]string{
-		"filter.d/app.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\n",
-		"filter.d/j.conf":    "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _SYSTEMD_UNIT=j.service\n",
-		"action.d/note.conf": "[Definition]\nactionban = true\n",
-		"jail.conf":          "[DEFAULT]\naction = note\n",
-	}
-	tests := []struct {
-		name      string
-		local     string
-		wantJails string
-		wantErr   string
-	}{
+	testLoad(t, []loadCase{
 		{"a file jail", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\n", "app", ""},
-		{"journal jails are skipped", "[a]\nenabled = true\nfilter = j\nlogpath = $DIR/none-*.log\n[b]\nenabled = true\nbackend = systemd\nfilter = app\n[c]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\n", "c", ""},
 		{"missing filter", "[app]\nenabled = true\nfilter = nosuch\nlogpath = $DIR/app.log\n", "", `jail "app"`},
 		{"bad bantime", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nbantime = soon\n", "", `jail.local:5: jail "app": option "bantime"`},
 		{"bad ignoreip", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignoreip = 10.0.0.0/40\n", "", `jail.local:5: jail "app"`},
@@ -94,7 +92,35 @@ func TestLoad(t *testing.T) {
 		{"bad ignoreself", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignoreself = perhaps\n", "", `jail.local:5: jail "app": option "ignoreself"`},
 		{"bad ignorecache", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\nignorecache = max-count=none\n", "", `jail.local:5: jail "app": option "ignorecache"`},
 		{"no log and no journal", "[app]\nenabled = true\nfilter = app\nlogpath = $DIR/none-*.log\n", "", "no log file"},
+	})
+}
+
+// TestLoadJournal loads journal jails: backend = systemd, and backend =
+// auto without a log file when the filter has a journalmatch (a missing
+// file named without a glob too, as fail2ban 1.1 does).
+func TestLoadJournal(t *testing.T) {
+	if _, err := source.Journalctl(); err != nil {
+		t.Skipf("needs journalctl for the journal jails: %v", err)
 	}
+	testLoad(t, []loadCase{
+		{"journal jails", "[a]\nenabled = true\nfilter = j\nlogpath = $DIR/none-*.log\n[b]\nenabled = true\nbackend = systemd\nfilter = app\n[c]\nenabled = true\nfilter = app\nlogpath = $DIR/app.log\n" +
+			"[d]\nenabled = true\nfilter = j\nlogpath = $DIR/none.log\n[e]\nenabled = true\nfilter = j\nbackend = systemd[journalpath=$DIR, journalflags=4]\n", "a,b,c,d,e", ""},
+		{"bad journalflags", "[b]\nenabled = true\nfilter = j\nbackend = systemd[journalflags=every]\n", "", `jail.local:4: jail "b": option "backend": journalflags "every" is not an integer`},
+		{"journalflags with journalfiles", "[b]\nenabled = true\nfilter = j\nbackend = systemd[journalfiles=/x, journalflags=4]\n", "", `jail.local:4: jail "b": option "backend": journalflags cannot be used with journalfiles`},
+		{"unknown backend option", "[b]\nenabled = true\nfilter = j\nbackend = systemd[journaldir=/x]\n", "", `systemd has no option "journaldir"`},
+		{"journalmatch not FIELD=VALUE", "[b]\nenabled = true\nfilter = badmatch\nbackend = systemd\n", "", `badmatch.conf:3: jail "b": journalmatch "sshd": not FIELD=VALUE`},
+	})
+}
+
+func testLoad(t *testing.T, tests []loadCase) {
+	base := map[string]string{
+		"filter.d/app.conf":      "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"filter.d/badmatch.conf": "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = sshd\n",
+		"filter.d/j.conf":        "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _SYSTEMD_UNIT=j.service\n",
+		"action.d/note.conf":     "[Definition]\nactionban = true\n",
+		"jail.conf":              "[DEFAULT]\naction = note\n",
+	}
+
 	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "e.db"))
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/filter"
-	"github.com/edgeban/edgeban/internal/source"
 	"github.com/edgeban/edgeban/internal/store"
 )
 
@@ -239,7 +238,7 @@ func BenchmarkHandleLine(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			ctx := context.Background()
 			for b.Loop() {
-				j.handleLine(ctx, source.Line{Text: tc.line})
+				j.handleLine(ctx, tc.line, time.Time{})
 			}
 		})
 	}
