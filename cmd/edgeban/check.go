@@ -10,7 +10,9 @@ import (
 
 	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/config"
+	"github.com/edgeban/edgeban/internal/daemon"
 	"github.com/edgeban/edgeban/internal/filter"
+	"github.com/edgeban/edgeban/internal/source"
 )
 
 const checkUsage = `usage: edgeban check [-c CONFDIR]
@@ -92,10 +94,21 @@ func checkJail(dir string, j *config.Jail) (line string, warnings []string, err 
 			return "", warnings, fmt.Errorf("jail %q: %w", j.Name, err)
 		}
 		parts = append(parts, fmt.Sprintf("filter %s (%d failregex)", j.Filter.Name, len(def.FailRegex)))
-		w, err := checkLogPaths(j, def)
+		journal, w, err := checkLogPaths(j, def)
 		warnings = append(warnings, w...)
 		if err != nil {
 			return "", warnings, err
+		}
+		if journal != nil {
+			// The filter reads journal lines (its logtype is journal):
+			// compile it as the daemon will.
+			if def, err = filter.Load(dir, j.Options["filter"], filter.LoadOptions{Backend: "systemd"}); err != nil {
+				return "", warnings, fmt.Errorf("jail %q: %w", j.Name, err)
+			}
+			if _, err := filter.New(def, filter.Config{}); err != nil {
+				return "", warnings, fmt.Errorf("jail %q: %w", j.Name, err)
+			}
+			parts = append(parts, "journal "+describeJournal(journal))
 		}
 	}
 	var actions []string
@@ -117,30 +130,72 @@ func checkJail(dir string, j *config.Jail) (line string, warnings []string, err 
 	return j.Name + ": " + strings.Join(parts, ", "), warnings, nil
 }
 
-// checkLogPaths looks for the jail's log files. A file backend needs at
-// least one; fail2ban 1.1 switches a backend = auto jail without log
-// files to the systemd journal when its filter has a journalmatch, and so
-// does edgeban: that is a warning, not an error.
-func checkLogPaths(j *config.Jail, def *filter.Definition) (warnings []string, err error) {
-	if strings.HasPrefix(j.Backend, "systemd") {
-		return nil, nil
+// checkLogPaths looks for the jail's log files, or checks what it reads
+// of the journal, as the daemon does: a systemd backend reads the
+// journal (journalctl must be installed), and so does, as in fail2ban
+// 1.1, a backend = auto jail without log files whose filter has a
+// journalmatch (a warning says so); any other backend needs a log file.
+// journal is what the jail reads of the journal, nil for files.
+func checkLogPaths(j *config.Jail, def *filter.Definition) (journal *source.JournalOptions, warnings []string, err error) {
+	if j.BackendSpec.Name == "systemd" {
+		journal, err := daemon.JournalSource(j, def)
+		return journal, nil, err
+	}
+	var files, missing []string
+	if len(j.LogPath) > 0 {
+		if files, missing, err = j.LogFiles(); err != nil {
+			return nil, nil, err
+		}
+		if len(files) > 0 {
+			return nil, nil, nil
+		}
+	}
+	if j.BackendSpec.Name == "auto" && len(def.JournalMatch) > 0 {
+		_, jerr := source.Journalctl()
+		if jerr == nil {
+			journal, err := daemon.JournalSource(j, def)
+			if err != nil {
+				return nil, nil, err
+			}
+			what := "no logpath"
+			if len(j.LogPath) > 0 {
+				what = "no log file found for " + strings.Join(missing, ", ")
+			}
+			return journal, []string{fmt.Sprintf("jail %q: %s; backend = auto with the filter's journalmatch: the jail reads the systemd journal instead", j.Name, what)}, nil
+		}
+		warnings = append(warnings, fmt.Sprintf("jail %q: backend = auto would read the systemd journal instead of missing log files, but: %v", j.Name, jerr))
 	}
 	if len(j.LogPath) == 0 {
-		if j.Backend == "auto" && len(def.JournalMatch) > 0 {
-			return []string{fmt.Sprintf("jail %q: no logpath; backend = auto with the filter's journalmatch: the jail reads the systemd journal instead", j.Name)}, nil
+		return nil, warnings, fmt.Errorf("jail %q: option \"logpath\" is not set, and backend %q needs log files", j.Name, j.Backend)
+	}
+	return nil, warnings, fmt.Errorf("%s: jail %q: have not found any log file for %s", j.Pos["logpath"], j.Name, strings.Join(missing, ", "))
+}
+
+// describeJournal says which journal a jail reads and what of it.
+func describeJournal(o *source.JournalOptions) string {
+	var parts []string
+	switch {
+	case len(o.Files) > 0:
+		parts = append(parts, "files "+strings.Join(o.Files, " "))
+		if o.Rotated {
+			parts = append(parts, "rotated")
 		}
-		return nil, fmt.Errorf("jail %q: option \"logpath\" is not set, and backend %q needs log files", j.Name, j.Backend)
+	case o.Path != "":
+		parts = append(parts, "path "+o.Path)
+	default:
+		parts = append(parts, "of the system")
 	}
-	files, missing, err := j.LogFiles()
-	if err != nil {
-		return nil, err
+	if o.Flags != 0 {
+		parts = append(parts, fmt.Sprintf("flags %d", o.Flags))
 	}
-	if len(files) > 0 {
-		return nil, nil
+	var groups []string
+	for _, g := range o.Match {
+		groups = append(groups, strings.Join(g, " "))
 	}
-	if j.Backend == "auto" && len(def.JournalMatch) > 0 {
-		return []string{fmt.Sprintf("jail %q: no log file found for %s; backend = auto with the filter's journalmatch: the jail reads the systemd journal instead",
-			j.Name, strings.Join(missing, ", "))}, nil
+	if len(groups) > 0 {
+		parts = append(parts, "match "+strings.Join(groups, " + "))
+	} else {
+		parts = append(parts, "every entry (no journalmatch)")
 	}
-	return nil, fmt.Errorf("%s: jail %q: have not found any log file for %s", j.Pos["logpath"], j.Name, strings.Join(missing, ", "))
+	return strings.Join(parts, " ")
 }

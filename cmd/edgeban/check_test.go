@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgeban/edgeban/internal/source"
 )
 
 // writeConfDir writes files (path relative to the directory -> content)
@@ -25,38 +27,62 @@ func writeConfDir(t *testing.T, files map[string]string) string {
 	return dir
 }
 
+// checkCase is a jail.local and what check says of it.
+type checkCase struct {
+	name       string
+	local      string
+	wantErr    string // "" for success
+	wantOut    string
+	wantStderr string
+}
+
 func TestCheck(t *testing.T) {
-	base := map[string]string{
-		"filter.d/svc.conf":       "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _SYSTEMD_UNIT=svc.service\n",
-		"filter.d/nojournal.conf": "[Definition]\nfailregex = ^fail from <HOST>$\n",
-		"filter.d/broken.conf":    "[Definition]\nfailregex = ^fail (from <HOST>$\n",
-		"action.d/note.conf":      "[Definition]\nactionban = echo <ip> >> $DIR/bans\n",
-		"svc.log":                 "",
-		"jail.conf":               "[DEFAULT]\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\naction = note\n",
-	}
-	tests := []struct {
-		name       string
-		local      string
-		wantErr    string // "" for success
-		wantOut    string
-		wantStderr string
-	}{
+	testCheck(t, []checkCase{
 		{"ok", "[svc]\nenabled = true\nfilter = svc\nlogpath = $DIR/svc.log\n", "",
 			"svc: backend auto, filter svc (1 failregex), actions note, maxretry 3, findtime 10m, bantime 1h", ""},
 		{"disabled jails are not checked", "[svc]\nenabled = false\nfilter = broken\n", "", "OK: 0 jails enabled of 1", ""},
-		{"missing log, journalmatch: journal", "[svc]\nenabled = true\nfilter = svc\nlogpath = $DIR/nothere.log\n", "",
-			"svc: backend auto", `warning: jail "svc": no log file found for `},
 		{"missing log, no journalmatch", "[svc]\nenabled = true\nfilter = nojournal\nlogpath = $DIR/nothere.log\n",
 			`jail.local:4: jail "svc": have not found any log file for`, "", ""},
 		{"missing log, polling backend", "[svc]\nenabled = true\nbackend = polling\nfilter = svc\nlogpath = $DIR/nothere.log\n",
 			`jail "svc": have not found any log file for`, "", ""},
-		{"systemd backend needs no file", "[svc]\nenabled = true\nbackend = systemd\nfilter = svc\n", "", "svc: backend systemd", ""},
 		{"bad regex names its file", "[svc]\nenabled = true\nfilter = broken\nlogpath = $DIR/svc.log\n", "broken.conf:2", "", ""},
 		{"unknown filter", "[svc]\nenabled = true\nfilter = nosuch\nlogpath = $DIR/svc.log\n", "nosuch", "", ""},
 		{"unknown action", "[svc]\nenabled = true\nfilter = svc\naction = nosuch\nlogpath = $DIR/svc.log\n", `jail.local:4: jail "svc": action "nosuch"`, "", ""},
 		{"syntax error", "[svc\nenabled = true\n", "jail.local:1", "", ""},
 		{"bad option", "[svc]\nenabled = true\nmaxretry = lots\n", `jail.local:3: jail "svc": option "maxretry"`, "", ""},
 		{"server settings", "", "", "server: loglevel INFO, logtarget STDERR", ""},
+	})
+}
+
+// TestCheckJournal checks journal jails as the daemon runs them.
+func TestCheckJournal(t *testing.T) {
+	if _, err := source.Journalctl(); err != nil {
+		t.Skipf("needs journalctl: %v", err)
+	}
+	testCheck(t, []checkCase{
+		{"missing log, journalmatch: journal", "[svc]\nenabled = true\nfilter = svc\nlogpath = $DIR/nothere.log\n", "",
+			"svc: backend auto, filter svc (1 failregex), journal of the system flags 4 match _SYSTEMD_UNIT=svc.service, actions note",
+			`warning: jail "svc": no log file found for `},
+		{"systemd backend needs no file", "[svc]\nenabled = true\nbackend = systemd\nfilter = svc\n", "",
+			"svc: backend systemd, filter svc (1 failregex), journal of the system flags 4 match _SYSTEMD_UNIT=svc.service, actions note", ""},
+		{"journalfiles", "[svc]\nenabled = true\nbackend = systemd[journalfiles=\"/j/a.journal /j/b*.journal\", rotated=yes]\nfilter = svc\n", "",
+			"journal files /j/a.journal /j/b*.journal rotated match _SYSTEMD_UNIT=svc.service", ""},
+		{"bad backend option", "[svc]\nenabled = true\nbackend = systemd[journalpath=/j, journalfiles=/k]\nfilter = svc\n",
+			`jail.local:3: jail "svc": option "backend": journalpath and journalfiles cannot be used together`, "", ""},
+		{"bad journalmatch", "[svc]\nenabled = true\nbackend = systemd\nfilter = badmatch\n",
+			`badmatch.conf:3: jail "svc": journalmatch "_comm=svc"`, "", ""},
+	})
+}
+
+func testCheck(t *testing.T, tests []checkCase) {
+	base := map[string]string{
+		"filter.d/svc.conf":       "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _SYSTEMD_UNIT=svc.service\n",
+		"filter.d/nojournal.conf": "[Definition]\nfailregex = ^fail from <HOST>$\n",
+		"filter.d/badmatch.conf":  "[Definition]\nfailregex = ^fail from <HOST>$\njournalmatch = _comm=svc\n",
+		"filter.d/broken.conf":    "[Definition]\nfailregex = ^fail (from <HOST>$\n",
+		"action.d/note.conf":      "[Definition]\nactionban = echo <ip> >> $DIR/bans\n",
+		"svc.log":                 "",
+		"jail.conf":               "[DEFAULT]\nmaxretry = 3\nfindtime = 10m\nbantime = 1h\naction = note\n",
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
