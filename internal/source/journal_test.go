@@ -217,7 +217,7 @@ func sshdEntry(t *testing.T, line, unit string) []field {
 }
 
 // sampleLines returns the log lines of fail2ban's sshd-journal sample.
-func sampleLines(t *testing.T) []string {
+func sampleLines(t testing.TB) []string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(sharedtest.Path(t, "fail2ban/fail2ban/tests/files/logs"), "sshd-journal"))
 	if err != nil {
@@ -573,4 +573,71 @@ func TestReadExportRoundTrip(t *testing.T) {
 	if err := x.next(&raw); err != io.EOF {
 		t.Fatalf("after the last entry: %v", err)
 	}
+}
+
+// BenchmarkReadExport measures the parsing and formatting of journal
+// entries as journalctl sends them: fail2ban's sshd journal sample in a
+// loop, each entry with the fields journalctl adds.
+func BenchmarkReadExport(b *testing.B) {
+	b.StopTimer()
+	var stream bytes.Buffer
+	lines := sampleLines(b)
+	for i := range 10000 {
+		f, ok := journaltest.SyslogEntry(lines[i%len(lines)], "ssh.service")
+		if !ok {
+			b.Fatalf("not a sample line: %q", lines[i%len(lines)])
+		}
+		head := []field{{"__CURSOR", fmt.Sprintf("s=0123456789abcdef0123456789abcdef;i=%x;b=%s;m=%x;t=%x;x=0123456789abcdef", i, journaltest.BootID, i, 1700000000000000+i)},
+			{"__REALTIME_TIMESTAMP", strconv.Itoa(1700000000000000 + i)}, {"__MONOTONIC_TIMESTAMP", strconv.Itoa(i)}, {"_BOOT_ID", journaltest.BootID}}
+		stream.Write(exportEntry(append(head, f...)...))
+	}
+	data := stream.Bytes()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.StartTimer()
+	for b.Loop() {
+		x := newExportReader(bytes.NewReader(data), DefaultMaxLine)
+		var raw rawEntry
+		n := 0
+		for x.next(&raw) == nil {
+			formatEntry(&raw)
+			n++
+		}
+		if n != 10000 {
+			b.Fatalf("%d entries", n)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*10000), "ns/entry")
+}
+
+// BenchmarkFollowJournal measures reading a real journal file through
+// journalctl: the entries of 10,000 sshd lines, from journalctl's start
+// to the last entry handed out.
+func BenchmarkFollowJournal(b *testing.B) {
+	w := journaltest.NewWriter(b)
+	lines := sampleLines(b)
+	dir := b.TempDir()
+	const n = 10000
+	var entries [][]field
+	for i := range n {
+		f, _ := journaltest.SyslogEntry(lines[i%len(lines)], "ssh.service")
+		entries = append(entries, f)
+	}
+	w.Write(filepath.Join(dir, "system.journal"), time.Now().Add(-time.Hour), entries...)
+	b.ResetTimer()
+	for b.Loop() {
+		ctx, cancel := context.WithCancel(b.Context())
+		got := 0
+		err := FollowJournal(ctx, JournalOptions{Path: dir, Match: [][]string{{"_SYSTEMD_UNIT=ssh.service"}}, Logger: slog.New(slog.DiscardHandler)},
+			func(JournalEntry) error {
+				if got++; got == n {
+					cancel()
+				}
+				return nil
+			})
+		if !errors.Is(err, context.Canceled) {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/entry")
 }
