@@ -237,6 +237,9 @@ func (j *Jail) Run(ctx context.Context) error {
 			// ones count for nothing.
 			opts.Cursor, opts.Since = cursor, time.UnixMicro(at)
 		}
+		if len(opts.Match) == 0 {
+			j.s.Log.Warn("no journalmatch: the filter reads every entry of the journal, which costs; set journalmatch in the filter")
+		}
 		j.s.Log.Info("reading the systemd journal", "match", opts.Match, "after", opts.Cursor, "since", opts.Since)
 		wg.Go(func() {
 			err := source.FollowJournal(fctx, opts, func(e source.JournalEntry) error {

@@ -60,9 +60,9 @@ type JournalOptions struct {
 	Files []string
 	// Rotated makes Files' globs name the archived journal files too
 	// (NAME@....journal, NAME@....journal~); without it they name the
-	// active ones only, as fail2ban's rotated = false does. It does not
-	// change what Path or the system's journal read: there journalctl
-	// reads every file.
+	// active ones only, as fail2ban's rotated = false does (a file named
+	// without a glob is read in any case). It does not change what Path
+	// or the system's journal read: there journalctl reads every file.
 	Rotated bool
 	// Flags are the journal's open flags (JournalSystem...), for the
 	// system's journal or Path. For the system's journal, without
@@ -205,7 +205,7 @@ type journalFile struct {
 }
 
 // expandFiles expands opts.Files: the journal files it names now, in
-// order, without archived ones unless opts.Rotated.
+// order, without the archived ones its globs match unless opts.Rotated.
 func expandFiles(opts *JournalOptions) ([]journalFile, error) {
 	var out []journalFile
 	seen := map[string]bool{}
@@ -214,8 +214,9 @@ func expandFiles(opts *JournalOptions) ([]journalFile, error) {
 		if err != nil {
 			return nil, fmt.Errorf("journalfiles %q: %w", pattern, err)
 		}
+		literal := !strings.ContainsAny(pattern, "*?[")
 		for _, p := range m {
-			if seen[p] || (!opts.Rotated && archived(p)) {
+			if seen[p] || (!opts.Rotated && !literal && archived(p)) {
 				continue
 			}
 			info, err := os.Stat(p)
@@ -355,7 +356,8 @@ func (r *journalReader) run(ctx context.Context) (delivered int, err error) {
 	}
 	r.log.Debug("journalctl started", "args", args, "pid", cmd.Process.Pid)
 
-	// complaints logs journalctl's stderr and keeps its last line.
+	// complaints logs journalctl's stderr and keeps its last line, which
+	// the warning on its exit repeats.
 	var (
 		mu   sync.Mutex
 		last string
@@ -371,7 +373,7 @@ func (r *journalReader) run(ctx context.Context) (delivered int, err error) {
 				continue
 			}
 			line = line[:min(len(line), 1024)]
-			r.log.Warn("journalctl: " + line)
+			r.log.Info("journalctl: " + line)
 			mu.Lock()
 			last = line
 			mu.Unlock()

@@ -450,6 +450,19 @@ func TestFollowJournal(t *testing.T) {
 		}
 	})
 
+	t.Run("journalpath empty at the start", func(t *testing.T) {
+		// journalctl exits at once on a directory without journal files;
+		// it is started again until there is one.
+		dir := t.TempDir()
+		f := followJournal(t, JournalOptions{Path: dir, Match: sshdMatch, RestartDelay: 10 * time.Millisecond, MaxRestartDelay: 50 * time.Millisecond})
+		time.Sleep(200 * time.Millisecond)
+		w.Write(filepath.Join(dir, "a.journal"), time.Now(), ssh("first"))
+		if got := f.next(1)[0].Text; got != "srv sshd[1]: first" {
+			t.Fatalf("entry %q", got)
+		}
+		f.none(300 * time.Millisecond)
+	})
+
 	t.Run("journalctl dies", func(t *testing.T) {
 		dir := t.TempDir()
 		w.Write(filepath.Join(dir, "a.journal"), base, ssh("1"), ssh("2"))
@@ -487,6 +500,36 @@ func TestFollowJournal(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestFollowJournalRotated checks what journalfiles reads of a directory
+// holding an archived file beside the active one.
+func TestFollowJournalRotated(t *testing.T) {
+	w := journaltest.NewWriter(t)
+	dir := t.TempDir()
+	old := filepath.Join(dir, "system@0123456789abcdef0123456789abcdef-0000000000000001-0005f0e1d2c3b4a5.journal")
+	at := time.Now().Add(-time.Hour)
+	w.Write(old, at, []field{{"MESSAGE", "archived"}})
+	w.Write(filepath.Join(dir, "system.journal"), at.Add(time.Minute), []field{{"MESSAGE", "active"}})
+	for _, tt := range []struct {
+		name    string
+		files   []string
+		rotated bool
+		want    string
+	}{
+		{"active files only", []string{filepath.Join(dir, "*.journal")}, false, "[active]"},
+		{"rotated", []string{filepath.Join(dir, "*.journal")}, true, "[archived active]"},
+		{"an archived file named without a glob", []string{old}, false, "[archived]"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := followJournal(t, JournalOptions{Files: tt.files, Rotated: tt.rotated})
+			n := strings.Count(tt.want, " ") + 1
+			if got := fmt.Sprint(texts(f.next(n))); got != tt.want {
+				t.Fatalf("entries %s, want %s", got, tt.want)
+			}
+			f.none(300 * time.Millisecond)
+		})
+	}
 }
 
 // journalctlChild returns the pid of the test process's journalctl
