@@ -191,8 +191,8 @@ func (x *exportReader) readBinary() (v []byte, cut bool, err error) {
 		if rest > 1<<62 {
 			return nil, false, fmt.Errorf("%w: a binary field of %d bytes", errExport, n)
 		}
-		if m, err := io.CopyN(io.Discard, x.r, int64(rest)); err != nil || m != int64(rest) {
-			return nil, false, unexpected(cmpErr(err, io.EOF))
+		if _, err := io.CopyN(io.Discard, x.r, int64(rest)); err != nil {
+			return nil, false, unexpected(err) // io.EOF when the value is cut short
 		}
 	}
 	nl, err := x.r.ReadByte()
@@ -203,13 +203,6 @@ func (x *exportReader) readBinary() (v []byte, cut bool, err error) {
 		return nil, false, fmt.Errorf("%w: a binary field not followed by a newline", errExport)
 	}
 	return v, cut, nil
-}
-
-func cmpErr(err, def error) error {
-	if err == nil {
-		return def
-	}
-	return err
 }
 
 // unexpected turns an end of stream inside an entry into an error that
