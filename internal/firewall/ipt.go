@@ -36,6 +36,9 @@ type IPTablesConfig struct {
 	BlockType map[Family]string
 	// ReturnType ends the jail's chain (returntype: "RETURN").
 	ReturnType string
+	// Sets names the ipset of each family, with IPSet (ipmset); nil
+	// names them f2b-NAME and f2b-NAME6, as fail2ban does.
+	Sets map[Family]string
 	// MaxElem bounds an ipset (maxelem: 65536).
 	MaxElem int
 }
@@ -81,6 +84,14 @@ func NewIPTables(host *Host, cfg IPTablesConfig) (*IPTables, error) {
 	}
 	if cfg.IPSet {
 		t.sets[IPv4], t.sets[IPv6] = t.target, t.target+"6"
+		for f, name := range cfg.Sets {
+			t.sets[f] = name
+		}
+		for _, name := range t.sets {
+			if !wordRE.MatchString(name) || len(name) > 31 {
+				return nil, fmt.Errorf("ipmset %q: an ipset name is up to 31 letters, digits and _.-", name)
+			}
+		}
 	}
 	if len(cfg.Chains) == 0 {
 		return nil, errors.New("chain: no chain")
@@ -116,6 +127,16 @@ func NewIPTables(host *Host, cfg IPTablesConfig) (*IPTables, error) {
 	return t, nil
 }
 
+// Config returns the jail's configuration, its ports as they are
+// matched (nil for every port) and its sets named.
+func (t *IPTables) Config() IPTablesConfig {
+	cfg := t.cfg
+	if cfg.IPSet {
+		cfg.Sets = t.sets
+	}
+	return cfg
+}
+
 // commands names the commands for family f.
 func commands(f Family) (iptables, restore string) {
 	if f == IPv6 {
@@ -124,8 +145,9 @@ func commands(f Family) (iptables, restore string) {
 	return "iptables", "iptables-restore"
 }
 
-// Check reports a command the action needs that is missing.
-func (t *IPTables) Check() error {
+// Start checks that the commands the jail's bans need are there: its
+// rules and sets are made at its first ban of each family.
+func (t *IPTables) Start(ctx context.Context) error {
 	need := []string{"iptables", "ip6tables", "iptables-restore", "ip6tables-restore"}
 	if t.cfg.IPSet {
 		need = append(need, "ipset")

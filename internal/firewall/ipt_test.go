@@ -4,23 +4,24 @@ import (
 	"context"
 	"errors"
 	"net/netip"
-	"os/exec"
 	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgeban/edgeban/internal/netnstest"
 )
 
 // needIPTables skips the test without the commands the iptables
 // actions run.
 func needIPTables(tb testing.TB, ipset bool) {
 	tb.Helper()
-	needCommand(tb, "iptables", "iptables")
-	needCommand(tb, "ip6tables", "iptables")
-	needCommand(tb, "iptables-restore", "iptables")
+	netnstest.NeedCommand(tb, "iptables", "iptables")
+	netnstest.NeedCommand(tb, "ip6tables", "iptables")
+	netnstest.NeedCommand(tb, "iptables-restore", "iptables")
 	if ipset {
-		needCommand(tb, "ipset", "ipset")
+		netnstest.NeedCommand(tb, "ipset", "ipset")
 	}
 }
 
@@ -32,22 +33,12 @@ func iptConfig(ipset bool, ports Ports) IPTablesConfig {
 		ReturnType: "RETURN"}
 }
 
-// inNS runs a command in namespace ns and returns its output.
-func inNS(tb testing.TB, ns string, argv ...string) string {
-	tb.Helper()
-	out, err := exec.Command("ip", append([]string{"netns", "exec", ns}, argv...)...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s: %v: %s", strings.Join(argv, " "), err, out)
-	}
-	return string(out)
-}
-
 // appended returns the -A lines of iptables -S (or ip6tables -S) in
 // ns, chain names and all.
 func appended(tb testing.TB, ns, cmd string) []string {
 	tb.Helper()
 	var out []string
-	for _, line := range strings.Split(inNS(tb, ns, cmd, "-w", "-S"), "\n") {
+	for _, line := range strings.Split(netnstest.Exec(tb, ns, cmd, "-w", "-S"), "\n") {
 		if strings.HasPrefix(line, "-A ") {
 			out = append(out, line)
 		}
@@ -84,45 +75,45 @@ func TestIPTables(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			needIPTables(t, tt.ipset)
 			ctx := context.Background()
-			l := newLink(t)
-			l.listen(t, 2222)
-			l.listen(t, 2223)
-			ipt, err := NewIPTables(NewHost(l.server), iptConfig(tt.ipset, tt.ports))
+			l := netnstest.NewLink(t)
+			l.Listen(t, 2222)
+			l.Listen(t, 2223)
+			ipt, err := NewIPTables(NewHost(l.Server), iptConfig(tt.ipset, tt.ports))
 			if err != nil {
 				t.Fatal(err)
 			}
-			if err := ipt.Check(); err != nil {
+			if err := ipt.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			banned := []netip.Addr{clientsV4[1], clientsV6[1]}
+			banned := []netip.Addr{netnstest.ClientsV4[1], netnstest.ClientsV6[1]}
 			if err := ipt.Add(ctx, []Element{{Addr: banned[0], Timeout: time.Hour}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := ipt.Add(ctx, []Element{{Addr: banned[1]}}); err != nil {
 				t.Fatal(err)
 			}
-			if got := appended(t, l.server, "iptables"); !slices.Equal(got, tt.rules) {
+			if got := appended(t, l.Server, "iptables"); !slices.Equal(got, tt.rules) {
 				t.Errorf("iptables -S:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.rules, "\n"))
 			}
-			if got := appended(t, l.server, "ip6tables"); !slices.Equal(got, tt.rules6) {
+			if got := appended(t, l.Server, "ip6tables"); !slices.Equal(got, tt.rules6) {
 				t.Errorf("ip6tables -S:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.rules6, "\n"))
 			}
 			if tt.ipset {
-				if save := inNS(t, l.server, "ipset", "save", "f2b-sshd"); !strings.Contains(save, "add f2b-sshd 10.99.0.3 timeout 3600") &&
+				if save := netnstest.Exec(t, l.Server, "ipset", "save", "f2b-sshd"); !strings.Contains(save, "add f2b-sshd 10.99.0.3 timeout 3600") &&
 					!strings.Contains(save, "add f2b-sshd 10.99.0.3 timeout 3599") {
 					t.Errorf("ipset save f2b-sshd:\n%s", save)
 				}
-				if save := inNS(t, l.server, "ipset", "save", "f2b-sshd6"); !strings.Contains(save, "add f2b-sshd6 fd99::3 timeout 0") {
+				if save := netnstest.Exec(t, l.Server, "ipset", "save", "f2b-sshd6"); !strings.Contains(save, "add f2b-sshd6 fd99::3 timeout 0") {
 					t.Errorf("ipset save f2b-sshd6:\n%s", save)
 				}
 			}
-			for _, a := range allClients {
-				err := l.dial(t, a, 2222)
-				if slices.Contains(banned, a) != refused(err) || (!slices.Contains(banned, a) && err != nil) {
+			for _, a := range netnstest.AllClients {
+				err := l.Dial(t, a, 2222)
+				if slices.Contains(banned, a) != netnstest.Refused(err) || (!slices.Contains(banned, a) && err != nil) {
 					t.Errorf("%s (banned: %v): %v", a, slices.Contains(banned, a), err)
 				}
 				if tt.open != 0 {
-					if err := l.dial(t, a, tt.open); err != nil {
+					if err := l.Dial(t, a, tt.open); err != nil {
 						t.Errorf("%s to port %d, which no rule blocks: %v", a, tt.open, err)
 					}
 				}
@@ -138,7 +129,7 @@ func TestIPTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, a := range banned {
-				if err := l.dial(t, a, 2222); err != nil {
+				if err := l.Dial(t, a, 2222); err != nil {
 					t.Errorf("%s, unbanned: %v", a, err)
 				}
 			}
@@ -149,12 +140,12 @@ func TestIPTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, cmd := range []string{"iptables", "ip6tables"} {
-				if got := appended(t, l.server, cmd); len(got) != 0 {
+				if got := appended(t, l.Server, cmd); len(got) != 0 {
 					t.Errorf("%s after Stop:\n%s", cmd, strings.Join(got, "\n"))
 				}
 			}
 			if tt.ipset {
-				if got := strings.TrimSpace(inNS(t, l.server, "ipset", "list", "-n")); got != "" {
+				if got := strings.TrimSpace(netnstest.Exec(t, l.Server, "ipset", "list", "-n")); got != "" {
 					t.Errorf("ipsets after Stop: %s", got)
 				}
 			}
@@ -174,7 +165,7 @@ func TestIPTablesRestart(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			needIPTables(t, ipset)
 			ctx := context.Background()
-			ns := newNetNS(t)
+			ns := netnstest.New(t)
 			host := NewHost(ns)
 			first, err := NewIPTables(host, iptConfig(ipset, Ports{{22, 22}}))
 			if err != nil {

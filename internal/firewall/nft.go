@@ -125,6 +125,10 @@ func NewNFTables(host *Host, cfg NFTConfig) (*NFTables, error) {
 	return n, nil
 }
 
+// Config returns the jail's configuration, its ports as they are
+// matched (nil for every port).
+func (n *NFTables) Config() NFTConfig { return n.cfg }
+
 // checkName checks an nftables object name: what nft accepts unquoted.
 func checkName(s string) error {
 	if s == "" || len(s) > 255 {

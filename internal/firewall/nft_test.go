@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgeban/edgeban/internal/netnstest"
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
@@ -146,7 +147,7 @@ func ruleset(tb testing.TB, ns string) string {
 // blocktype says while one from the client's other address passes,
 // and the unban lets the address in again.
 func TestNFTables(t *testing.T) {
-	needCommand(t, "nft", "nftables")
+	netnstest.NeedCommand(t, "nft", "nftables")
 	tests := []struct {
 		name      string
 		protos    []Protocol
@@ -175,10 +176,10 @@ func TestNFTables(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			ctx := context.Background()
-			l := newLink(t)
-			l.listen(t, 2222)
-			l.listen(t, 2223)
-			n, err := NewNFTables(NewHost(l.server), nftConfig("sshd", tt.protos, tt.ports, tt.blocktype))
+			l := netnstest.NewLink(t)
+			l.Listen(t, 2222)
+			l.Listen(t, 2223)
+			n, err := NewNFTables(NewHost(l.Server), nftConfig("sshd", tt.protos, tt.ports, tt.blocktype))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -186,31 +187,31 @@ func TestNFTables(t *testing.T) {
 			if err := n.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if got := chainRules(t, l.server); !slices.Equal(got, tt.rules) {
+			if got := chainRules(t, l.Server); !slices.Equal(got, tt.rules) {
 				t.Errorf("rules:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.rules, "\n"))
 			}
-			banned := []netip.Addr{clientsV4[1], clientsV6[1]}
+			banned := []netip.Addr{netnstest.ClientsV4[1], netnstest.ClientsV6[1]}
 			if err := n.Add(ctx, []Element{{Addr: banned[0], Timeout: time.Hour}, {Addr: banned[1]}}); err != nil {
 				t.Fatal(err)
 			}
-			if got, want := setElements(t, l.server, "addr-set-sshd"), map[string]int{"10.99.0.3": 3600}; !reflect.DeepEqual(got, want) {
+			if got, want := setElements(t, l.Server, "addr-set-sshd"), map[string]int{"10.99.0.3": 3600}; !reflect.DeepEqual(got, want) {
 				t.Errorf("addr-set-sshd = %v, want %v", got, want)
 			}
-			if got, want := setElements(t, l.server, "addr6-set-sshd"), map[string]int{"fd99::3": 0}; !reflect.DeepEqual(got, want) {
+			if got, want := setElements(t, l.Server, "addr6-set-sshd"), map[string]int{"fd99::3": 0}; !reflect.DeepEqual(got, want) {
 				t.Errorf("addr6-set-sshd = %v, want %v", got, want)
 			}
-			for _, a := range allClients {
-				err := l.dial(t, a, 2222)
+			for _, a := range netnstest.AllClients {
+				err := l.Dial(t, a, 2222)
 				switch {
 				case !slices.Contains(banned, a) && err != nil:
 					t.Errorf("%s, not banned: %v", a, err)
 				case slices.Contains(banned, a) && err == nil:
 					t.Errorf("%s, banned, connected", a)
-				case slices.Contains(banned, a) && tt.refused != refused(err):
+				case slices.Contains(banned, a) && tt.refused != netnstest.Refused(err):
 					t.Errorf("%s, banned: %v (refused: want %v)", a, err, tt.refused)
 				}
 				if tt.open != 0 {
-					if err := l.dial(t, a, tt.open); err != nil {
+					if err := l.Dial(t, a, tt.open); err != nil {
 						t.Errorf("%s to port %d, which no rule blocks: %v", a, tt.open, err)
 					}
 				}
@@ -219,12 +220,12 @@ func TestNFTables(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, a := range banned {
-				if err := l.dial(t, a, 2222); err != nil {
+				if err := l.Dial(t, a, 2222); err != nil {
 					t.Errorf("%s, unbanned: %v", a, err)
 				}
 			}
-			if len(setElements(t, l.server, "addr-set-sshd"))+len(setElements(t, l.server, "addr6-set-sshd")) != 0 {
-				t.Errorf("sets not empty after the unban:\n%s", ruleset(t, l.server))
+			if len(setElements(t, l.Server, "addr-set-sshd"))+len(setElements(t, l.Server, "addr6-set-sshd")) != 0 {
+				t.Errorf("sets not empty after the unban:\n%s", ruleset(t, l.Server))
 			}
 			if err := n.Remove(ctx, banned[:1]); !errors.Is(err, ErrNotFound) {
 				t.Errorf("second unban: %v, want ErrNotFound", err)
@@ -232,7 +233,7 @@ func TestNFTables(t *testing.T) {
 			if err := n.Stop(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if rs := ruleset(t, l.server); rs != "" {
+			if rs := ruleset(t, l.Server); rs != "" {
 				t.Errorf("after Stop, the ruleset is\n%s", rs)
 			}
 		})
@@ -245,9 +246,9 @@ func TestNFTables(t *testing.T) {
 // Start and Sync bring them back. Start never duplicates rules, and a
 // second jail's stop leaves the first jail's table alone.
 func TestNFTablesRestart(t *testing.T) {
-	needCommand(t, "nft", "nftables")
+	netnstest.NeedCommand(t, "nft", "nftables")
 	ctx := context.Background()
-	ns := newNetNS(t)
+	ns := netnstest.New(t)
 	host := NewHost(ns)
 	cfg := nftConfig("sshd", tcp, Ports{{22, 22}}, "reject")
 	a := netip.MustParseAddr("192.0.2.1")   // banned before and after
@@ -357,8 +358,8 @@ func addrs(tb testing.TB, n interface {
 // left its set (flags interval, no timeouts) and its rule: the set is
 // replaced by one with timeouts, and the rule by the jail's, once.
 func TestNFTablesTakesOverShellSet(t *testing.T) {
-	needCommand(t, "nft", "nftables")
-	ns := newNetNS(t)
+	netnstest.NeedCommand(t, "nft", "nftables")
+	ns := netnstest.New(t)
 	nft(t, ns, "add", "table", "inet", "f2b-table")
 	nft(t, ns, "add", "chain", "inet", "f2b-table", "f2b-chain", "{ type filter hook input priority -1 ; }")
 	nft(t, ns, "add", "set", "inet", "f2b-table", "addr-set-sshd", "{ type ipv4_addr ; flags interval ; }")
@@ -392,9 +393,9 @@ func TestNFTablesTakesOverShellSet(t *testing.T) {
 // its timeout ends, with no daemon doing anything.
 func TestNFTablesTimeout(t *testing.T) {
 	ctx := context.Background()
-	l := newLink(t)
-	l.listen(t, 22)
-	n, err := NewNFTables(NewHost(l.server), nftConfig("sshd", tcp, Ports{{22, 22}}, "reject"))
+	l := netnstest.NewLink(t)
+	l.Listen(t, 22)
+	n, err := NewNFTables(NewHost(l.Server), nftConfig("sshd", tcp, Ports{{22, 22}}, "reject"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,20 +403,20 @@ func TestNFTablesTimeout(t *testing.T) {
 	if err := n.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Add(ctx, []Element{{Addr: clientsV4[0], Timeout: 700 * time.Millisecond}}); err != nil {
+	if err := n.Add(ctx, []Element{{Addr: netnstest.ClientsV4[0], Timeout: 700 * time.Millisecond}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.dial(t, clientsV4[0], 22); !refused(err) {
+	if err := l.Dial(t, netnstest.ClientsV4[0], 22); !netnstest.Refused(err) {
 		t.Fatalf("banned for 700 ms: %v", err)
 	}
 	time.Sleep(time.Second)
-	if err := l.dial(t, clientsV4[0], 22); err != nil {
+	if err := l.Dial(t, netnstest.ClientsV4[0], 22); err != nil {
 		t.Errorf("after the timeout: %v", err)
 	}
 	if got := addrs(t, n); len(got) != 0 {
 		t.Errorf("after the timeout, the set holds %v", got)
 	}
-	if err := n.Remove(ctx, []netip.Addr{clientsV4[0]}); !errors.Is(err, ErrNotFound) {
+	if err := n.Remove(ctx, []netip.Addr{netnstest.ClientsV4[0]}); !errors.Is(err, ErrNotFound) {
 		t.Errorf("unban after the timeout: %v, want ErrNotFound", err)
 	}
 }
@@ -424,7 +425,7 @@ func TestNFTablesTimeout(t *testing.T) {
 // holds, and one that is not there among them.
 func TestNFTablesMany(t *testing.T) {
 	ctx := context.Background()
-	ns := newNetNS(t)
+	ns := netnstest.New(t)
 	n, err := NewNFTables(NewHost(ns), nftConfig("sshd", tcp, Ports{{22, 22}}, "drop"))
 	if err != nil {
 		t.Fatal(err)
