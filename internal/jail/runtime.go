@@ -93,6 +93,9 @@ type Jail struct {
 
 	prio priority      // ban work in hand, which background work waits for
 	wake chan struct{} // the background's schedule changed
+	// synced marks the actions that took the restored bans at once
+	// (see syncer): set by Run before the background starts.
+	synced []bool
 
 	mu        sync.Mutex // guards what follows
 	failures  *Failures
@@ -127,7 +130,8 @@ func New(s Settings) *Jail {
 		ac[i] = c.action(a.Name())
 	}
 	return &Jail{s: s, failures: NewFailures(s.MaxRetry, s.FindTime, s.MaxMatches), counters: c, actionCounters: ac,
-		bans: map[string]*Ban{}, banning: map[string]bool{}, wake: make(chan struct{}, 1), ready: make(chan struct{})}
+		bans: map[string]*Ban{}, banning: map[string]bool{}, wake: make(chan struct{}, 1), ready: make(chan struct{}),
+		synced: make([]bool, len(s.Actions))}
 }
 
 // Name is the jail's name.

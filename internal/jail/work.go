@@ -200,10 +200,14 @@ func (j *Jail) record(ctx context.Context, t action.Ticket, now time.Time, prev 
 type noRestored interface{ NoRestored() bool }
 
 // apply runs every action's ban, b.act held; a failure is kept for a
-// retry. A restored ban skips the actions with norestored.
+// retry. A restored ban skips the actions with norestored, and those
+// that had every restored ban at once (see syncer).
 func (j *Jail) apply(ctx context.Context, b *Ban, t action.Ticket) {
 	for i, a := range j.s.Actions {
 		if nr, ok := a.(noRestored); ok && t.Restored && nr.NoRestored() {
+			continue
+		}
+		if t.Restored && j.synced[i] {
 			continue
 		}
 		err := a.Ban(ctx, t)
@@ -253,7 +257,47 @@ func (j *Jail) restore(ctx context.Context) error {
 		ended = j.unbanPersistent(ctx, ended)
 		err = j.s.Store.RemoveJailBans(ctx, j.s.Name, ended)
 	}
+	if err == nil {
+		j.sync(ctx)
+	}
 	return err
+}
+
+// syncer is an action whose bans live where they outlive the daemon, in
+// the kernel's firewall, and which takes every active ban of the jail
+// at once at start: it makes that place hold exactly them, in one step,
+// dropping what a killed daemon left there and no longer banned, with
+// no active ban missing on the way. The restored bans then skip its
+// Ban. An action whose Sync fails gets them one by one, as the others
+// do, in the background.
+type syncer interface {
+	Sync(ctx context.Context, bans []action.Ticket) error
+}
+
+// sync gives the restored bans to the actions that take them at once;
+// it runs before the jail is ready, so that no new ban races it.
+func (j *Jail) sync(ctx context.Context) {
+	var tickets []action.Ticket
+	for i, a := range j.s.Actions {
+		s, ok := a.(syncer)
+		if !ok {
+			continue
+		}
+		if tickets == nil {
+			j.mu.Lock()
+			tickets = make([]action.Ticket, 0, len(j.restoring))
+			for _, b := range j.restoring {
+				tickets = append(tickets, action.Ticket{IP: b.IP, Time: b.At, BanTime: b.banTime(), BanCount: b.BanCount, Restored: true})
+			}
+			j.mu.Unlock()
+		}
+		if err := s.Sync(ctx, tickets); err != nil {
+			j.s.Log.Error("restore: the action could not take the restored bans at once; it gets them one by one",
+				"action", a.Name(), "bans", len(tickets), "err", err)
+			continue
+		}
+		j.synced[i] = true
+	}
 }
 
 // persistent is an action whose bans outlive the daemon (Cloudflare's):
@@ -324,7 +368,7 @@ func (j *Jail) unban(ctx context.Context, b *Ban) error {
 	if pending {
 		j.apply(ctx, b, j.restoredTicket(ctx, b))
 	}
-	t := action.Ticket{IP: b.IP, Time: b.At, BanCount: b.BanCount}
+	t := action.Ticket{IP: b.IP, Time: b.At, BanTime: b.banTime(), BanCount: b.BanCount}
 	var errs []error
 	for i, a := range j.s.Actions {
 		err := a.Unban(ctx, t)
