@@ -45,27 +45,7 @@ func Load(dir, jail string, spec config.Spec) (*Definition, error) {
 	if strings.HasSuffix(spec.Name, ".py") {
 		return nil, fmt.Errorf("jail %q: action %q: Python actions are not supported", jail, spec.Name)
 	}
-	params := map[string]string{}
-	for _, o := range spec.Options {
-		params[o.Key] = o.Value
-	}
-	n, ok := params["name"]
-	if !ok {
-		n = jail
-		params["name"] = n
-	}
-	actname, ok := params["actname"]
-	if !ok {
-		actname = spec.Name
-		if n != jail {
-			if rest, ok := strings.CutPrefix(n, jail); ok {
-				actname += rest
-			} else {
-				actname += "-" + n
-			}
-		}
-		params["actname"] = actname
-	}
+	params, actname := namedParams(jail, spec)
 	cfg, err := config.Read(dir, "action.d/"+spec.Name)
 	if err != nil {
 		return nil, fmt.Errorf("jail %q: action %q: %w", jail, spec.Name, err)
@@ -92,4 +72,33 @@ func Load(dir, jail string, spec config.Spec) (*Definition, error) {
 		params[opt] = v
 	}
 	return out, nil
+}
+
+// namedParams returns the parameters of spec in jail with its name and
+// actname parameters set as fail2ban sets them: name is the jail's name
+// unless spec sets one, and actname is the file name, suffixed to tell
+// two uses of one file in a jail apart, unless spec sets one.
+func namedParams(jail string, spec config.Spec) (params map[string]string, actname string) {
+	params = map[string]string{}
+	for _, o := range spec.Options {
+		params[o.Key] = o.Value
+	}
+	n, ok := params["name"]
+	if !ok {
+		n = jail
+		params["name"] = n
+	}
+	actname, ok = params["actname"]
+	if !ok {
+		actname = spec.Name
+		if n != jail {
+			if rest, ok := strings.CutPrefix(n, jail); ok {
+				actname += rest
+			} else {
+				actname += "-" + n
+			}
+		}
+		params["actname"] = actname
+	}
+	return params, actname
 }

@@ -15,7 +15,7 @@ import (
 func buildActions(dir string, jc *config.Jail, opts Options, what *builtFrom) ([]jail.Action, error) {
 	var actions []jail.Action
 	for _, spec := range jc.Actions {
-		a, from, ok, err := nativeAction(jc, spec, opts)
+		a, from, ok, err := nativeAction(dir, jc, spec, opts)
 		if err != nil {
 			return nil, fmt.Errorf("%s: jail %q: option \"action\": %w", jc.Pos["action"], jc.Name, err)
 		}
@@ -46,8 +46,23 @@ func buildActions(dir string, jc *config.Jail, opts Options, what *builtFrom) ([
 // nativeAction builds the action of spec when edgeban runs it natively
 // (ok), and says what it was built from. Each native family of actions
 // has its case here.
-func nativeAction(jc *config.Jail, spec config.Spec, opts Options) (a jail.Action, from actionFrom, ok bool, err error) {
+func nativeAction(dir string, jc *config.Jail, spec config.Spec, opts Options) (a jail.Action, from actionFrom, ok bool, err error) {
 	from = actionFrom{File: spec.Name, Params: specParams(spec)}
+	if native, err := action.IsFirewall(spec); err != nil || native {
+		if err != nil {
+			return nil, from, false, err
+		}
+		fw, err := action.NewFirewall(dir, jc.Name, spec, opts.Firewall)
+		if err != nil {
+			return nil, from, false, err
+		}
+		opts.Log.Info("action runs natively on the kernel's packet filter (no shell, one netlink message or command per ban); native=false runs the action.d file instead",
+			"jail", jc.Name, "action", spec.Name)
+		// What the rules are built from, for the reload's fingerprint:
+		// the action.d file's [Init] may have changed.
+		from.Name, from.Commands = fw.Name(), map[string]string{"firewall": fmt.Sprintf("%+v", fw.Config())}
+		return fw, from, true, nil
+	}
 	if native, err := action.IsCloudflare(spec); err != nil || native {
 		if err != nil {
 			return nil, from, false, err

@@ -24,6 +24,7 @@ import (
 	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/filter"
+	"github.com/edgeban/edgeban/internal/firewall"
 	"github.com/edgeban/edgeban/internal/jail"
 	"github.com/edgeban/edgeban/internal/source"
 	"github.com/edgeban/edgeban/internal/store"
@@ -141,6 +142,10 @@ type Options struct {
 	// Cloudflare configures the native Cloudflare actions and their
 	// worker.
 	Cloudflare CloudflareOptions
+	// Firewall is the packet filter the native firewall actions
+	// (nftables, iptables) ban in, shared by the jails; nil: the
+	// daemon's own network namespace.
+	Firewall *firewall.Host
 }
 
 // CloudflareOptions configure the native Cloudflare actions of a daemon
@@ -174,6 +179,9 @@ type CloudflareOptions struct {
 func Load(dir string, opts Options) (*Daemon, error) {
 	if opts.Log == nil {
 		opts.Log = slog.Default()
+	}
+	if opts.Firewall == nil {
+		opts.Firewall = firewall.NewHost("")
 	}
 	d := &Daemon{dir: dir, opts: opts, quit: make(chan struct{}), counters: map[string]*jail.Counters{}}
 	jails, err := d.build()
