@@ -136,3 +136,45 @@ func nftEach(b *testing.B, ns, verb string, addrs []netip.Addr) {
 		}
 	})
 }
+
+// BenchmarkRestartSync100000 times what a restart after a kill costs a
+// jail with 100,000 active bans before it is ready: the set holds
+// 100,000 elements the killed daemon left, a tenth of them no longer
+// banned, and Sync makes it hold the 100,000 active bans (90,000 kept
+// as they are, 10,000 added, 10,000 removed). It reports sync-ms.
+//
+//	go test -run '^$' -bench BenchmarkRestartSync100000 -benchtime 1x ./internal/firewall
+func BenchmarkRestartSync100000(b *testing.B) {
+	ctx := context.Background()
+	const n = 100000
+	all := benchElements(n + n/10)
+	left, active := all[:n], all[n/10:]
+	ns := netnstest.New(b)
+	fw, err := NewNFTables(NewHost(ns), nftConfig("bench", tcp, Ports{{22, 22}}, "reject"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer fw.Close()
+	if err := fw.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var took time.Duration
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		if err := fw.Sync(ctx, left); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		start := time.Now()
+		if err := fw.Sync(ctx, active); err != nil {
+			b.Fatal(err)
+		}
+		took += time.Since(start)
+	}
+	b.StopTimer()
+	if got := len(addrsOf(b, fw)); got != n {
+		b.Fatalf("%d addresses after Sync, want %d", got, n)
+	}
+	b.ReportMetric(float64(took.Milliseconds())/float64(b.N), "sync-ms")
+	b.ReportMetric(0, "ns/op")
+}

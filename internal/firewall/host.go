@@ -12,6 +12,8 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Host is the packet filter of one network namespace, shared by the
@@ -33,17 +35,50 @@ func NewHost(netns string) *Host { return &Host{netns: netns} }
 // process's own.
 func (h *Host) Namespace() string { return h.netns }
 
+// sendBuffer bounds a batch of changes sent at once: Sync replaces a
+// set's elements in one batch, 50 bytes or so each. The kernel counts
+// what a batch uses, not the bound.
+const sendBuffer = 64 << 20
+
 // dial opens a netlink connection to nftables in the host's namespace.
 func (h *Host) dial() (*nftables.Conn, error) {
-	if h.netns == "" {
-		return nftables.New(nftables.AsLasting())
+	opts := []nftables.ConnOption{nftables.AsLasting(), nftables.WithSockOptions(sockOptions)}
+	if h.netns != "" {
+		f, err := os.Open(filepath.Join("/run/netns", h.netns))
+		if err != nil {
+			return nil, fmt.Errorf("network namespace %s: %w", h.netns, err)
+		}
+		defer f.Close() // the socket, once made, stays in the namespace
+		opts = append(opts, nftables.WithNetNSFd(int(f.Fd())))
 	}
-	f, err := os.Open(filepath.Join("/run/netns", h.netns))
+	return nftables.New(opts...)
+}
+
+// sockOptions sizes the netlink socket for large batches: its send
+// buffer beyond net.core.wmem_max (SO_SNDBUFFORCE, which root may set,
+// as nft does), and acknowledgements without a copy of the message
+// acknowledged, so that the errors of a large batch fit the receive
+// buffer.
+func sockOptions(c *netlink.Conn) error {
+	if err := c.SetOption(netlink.CapAcknowledge, true); err != nil {
+		return fmt.Errorf("netlink: NETLINK_CAP_ACK: %w", err)
+	}
+	raw, err := c.SyscallConn()
 	if err != nil {
-		return nil, fmt.Errorf("network namespace %s: %w", h.netns, err)
+		return err
 	}
-	defer f.Close() // the socket, once made, stays in the namespace
-	return nftables.New(nftables.AsLasting(), nftables.WithNetNSFd(int(f.Fd())))
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, sendBuffer)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		// Without the privilege, what wmem_max allows: smaller
+		// batches only.
+		return c.SetWriteBuffer(sendBuffer)
+	}
+	return nil
 }
 
 // run runs the command argv in the host's namespace (through ip netns

@@ -728,71 +728,45 @@ func (n *NFTables) elementsLocked(s *nftables.Set) ([]Element, error) {
 	return out, nil
 }
 
-// syncSlack is how far an element's time left may be from its ban's for
-// Sync to keep it as it is.
-const syncSlack = 2 * time.Second
-
-// Sync makes the jail's sets hold elems and nothing else, keeping the
-// elements that are there with the right time left: it adds the
-// missing ones, gives the others their time left (see Add), and removes
-// those not in elems, which a daemon that was killed left behind. No
-// element of elems is ever missing on the way.
+// Sync makes the jail's sets hold elems and nothing else, each with
+// its time left: in one batch, which the kernel applies at once, it
+// empties each set and fills it again. So what a killed daemon left
+// behind and is no longer banned goes, and no element of elems is ever
+// missing on the way. The batch's size is bounded by the socket's send
+// buffer (see sendBuffer): a million bans or so.
 func (n *NFTables) Sync(ctx context.Context, elems []Element) error {
-	want := map[*nftables.Set]map[netip.Addr]time.Duration{}
-	for _, s := range n.sets {
-		want[s] = map[netip.Addr]time.Duration{}
-	}
+	want := map[*nftables.Set][]nftables.SetElement{}
 	for _, e := range elems {
 		s, err := n.setFor(e.Addr)
 		if err != nil {
 			return err
 		}
-		want[s][e.Addr.Unmap()] = timeout(e.Timeout)
+		want[s] = append(want[s], nftables.SetElement{Key: key(e.Addr), Timeout: timeout(e.Timeout)})
+	}
+	if err := ctx.Err(); err != nil {
+		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	for s, w := range want {
-		have, err := n.elementsLocked(s)
-		if err != nil {
-			return err
+	c, err := n.connLocked()
+	if err != nil {
+		return err
+	}
+	for _, f := range []Family{IPv4, IPv6} {
+		s, ok := n.sets[f]
+		if !ok {
+			continue
 		}
-		var set, stale []nftables.SetElement
-		for _, e := range have {
-			t, ok := w[e.Addr]
-			switch {
-			case !ok:
-				stale = append(stale, nftables.SetElement{Key: key(e.Addr)})
-			case (t == 0) == (e.Timeout == 0) && (t-e.Timeout).Abs() <= syncSlack:
-				delete(w, e.Addr) // right as it is
-			}
-		}
-		for a, t := range w {
-			set = append(set, nftables.SetElement{Key: key(a), Timeout: t})
-		}
-		for chunk := range slices.Chunk(set, setChunk) {
-			if err := n.replaceLocked(ctx, s, chunk); err != nil {
-				return err
-			}
-		}
-		// A stale element may time out before its removal: each is
-		// added (nothing if it is there) and removed in one batch.
-		for chunk := range slices.Chunk(stale, setChunk) {
-			c, err := n.connLocked()
-			if err != nil {
-				return err
-			}
+		c.FlushSet(s)
+		for chunk := range slices.Chunk(want[s], setChunk) {
 			if err := c.SetAddElements(s, chunk); err != nil {
 				n.dropLocked()
 				return fmt.Errorf("nftables: set %s: %w", s.Name, err)
 			}
-			if err := c.SetDeleteElements(s, chunk); err != nil {
-				n.dropLocked()
-				return fmt.Errorf("nftables: set %s: %w", s.Name, err)
-			}
-			if err := n.flushLocked(c); err != nil {
-				return fmt.Errorf("nftables: remove stale elements from set %s: %w", s.Name, err)
-			}
 		}
+	}
+	if err := n.flushLocked(c); err != nil {
+		return fmt.Errorf("nftables: sync %d elements: %w", len(elems), err)
 	}
 	return nil
 }

@@ -284,8 +284,8 @@ func TestNFTablesRestart(t *testing.T) {
 	if err := second.Sync(ctx, []Element{{Addr: a, Timeout: time.Hour - time.Second}, {Addr: d, Timeout: 30 * time.Minute}}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := setElements(t, ns, "addr-set-sshd"), map[string]int{"192.0.2.1": 3600, "192.0.2.4": 1800}; !reflect.DeepEqual(got, want) {
-		t.Errorf("after Sync: %v, want %v (a's element kept as it was)", got, want)
+	if got, want := setElements(t, ns, "addr-set-sshd"), map[string]int{"192.0.2.1": 3599, "192.0.2.4": 1800}; !reflect.DeepEqual(got, want) {
+		t.Errorf("after Sync: %v, want %v", got, want)
 	}
 	if got := setElements(t, ns, "addr6-set-sshd"); len(got) != 0 {
 		t.Errorf("after Sync, the IPv6 set holds %v", got)
@@ -421,8 +421,8 @@ func TestNFTablesTimeout(t *testing.T) {
 	}
 }
 
-// TestNFTablesMany adds and removes more addresses than one batch
-// holds, and one that is not there among them.
+// TestNFTablesMany adds and removes more addresses than one message
+// holds, and one that is not there among them, and syncs them.
 func TestNFTablesMany(t *testing.T) {
 	ctx := context.Background()
 	ns := netnstest.New(t)
@@ -452,6 +452,16 @@ func TestNFTablesMany(t *testing.T) {
 	}
 	if got := addrs(t, n); len(got) != 0 {
 		t.Errorf("%d elements left", len(got))
+	}
+	// A sync of many elements, in one batch.
+	if err := n.Sync(ctx, els); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Sync(ctx, els[len(els)/2:]); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := addrs(t, n), len(els)-len(els)/2; len(got) != want {
+		t.Errorf("%d elements after Sync, want %d", len(got), want)
 	}
 	if err := n.Stop(ctx); err != nil {
 		t.Fatal(err)
