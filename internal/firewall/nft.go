@@ -237,7 +237,7 @@ func parseNFTBlockType(s string, sets map[Family]*nftables.Set) ([]expr.Any, err
 	return append(out, &expr.Reject{Type: typ, Code: code}), nil
 }
 
-// conn returns the netlink connection, opened on first use.
+// connLocked returns the netlink connection, opened on first use.
 func (n *NFTables) connLocked() (*nftables.Conn, error) {
 	if n.conn == nil {
 		c, err := n.host.dial()
@@ -369,6 +369,7 @@ func (n *NFTables) Start(ctx context.Context) error {
 		c.AddChain(&nftables.Chain{Table: n.table, Name: n.cfg.Chain, Type: nftables.ChainTypeFilter,
 			Hooknum: hook, Priority: &prio})
 	} else if err := n.checkChain(st.chain); err != nil {
+		n.dropLocked()
 		return err
 	}
 	ids := uint32(3) // after the jail's sets' IDs
