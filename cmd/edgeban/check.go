@@ -12,6 +12,7 @@ import (
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/daemon"
 	"github.com/edgeban/edgeban/internal/filter"
+	"github.com/edgeban/edgeban/internal/firewall"
 	"github.com/edgeban/edgeban/internal/source"
 )
 
@@ -113,6 +114,19 @@ func checkJail(dir string, j *config.Jail) (line string, warnings []string, err 
 	}
 	var actions []string
 	for _, a := range j.Actions {
+		// A native firewall action needs no file, and checks its own
+		// parameters (it touches no firewall until it starts).
+		if native, err := action.IsFirewall(a); err != nil || native {
+			var fw *action.Firewall
+			if err == nil {
+				fw, err = action.NewFirewall(dir, j.Name, a, firewall.NewHost(""))
+			}
+			if err != nil {
+				return "", warnings, fmt.Errorf("%s: jail %q: option \"action\": %w", j.Pos["action"], j.Name, err)
+			}
+			actions = append(actions, fw.Name())
+			continue
+		}
 		d, err := action.Load(dir, j.Name, a)
 		if err != nil {
 			return "", warnings, fmt.Errorf("%s: %w", j.Pos["action"], err)
