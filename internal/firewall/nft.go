@@ -547,14 +547,6 @@ func timeout(d time.Duration) time.Duration {
 	return d
 }
 
-// op is one change of a set: an address added with its timeout, or
-// removed.
-type op struct {
-	set    *nftables.Set
-	add    []nftables.SetElement
-	remove []nftables.SetElement
-}
-
 // setFor returns the jail's set for a's family.
 func (n *NFTables) setFor(a netip.Addr) (*nftables.Set, error) {
 	s, ok := n.sets[FamilyOf(a)]
