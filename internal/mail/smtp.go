@@ -72,9 +72,8 @@ func (s *SMTP) send(ctx context.Context, from string, to []string, msg []byte) (
 		return err
 	}
 	defer conn.Close()
-	if d, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(d)
-	}
+	// ctx's end (its deadline too) cuts the connection, and then
+	// ctx.Err() tells why.
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer func() {
 		stop()
