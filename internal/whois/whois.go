@@ -91,8 +91,8 @@ func (r *Result) Summary() Summary {
 
 // Lookup asks about addr: the first server, then each server an answer
 // refers to (see Referral), up to MaxReferrals, never one server twice.
-// ctx bounds the whole lookup. With an error, the result holds the
-// answers received before it.
+// ctx bounds the whole lookup. The result is never nil: with an error,
+// it holds the answers received before it.
 //
 // A referral from a server on a public address to a loopback, private
 // or link-local address is refused: what a registry's answer says is
@@ -100,9 +100,9 @@ func (r *Result) Summary() Summary {
 // the machines of its own network. A first server on such an address
 // (a test's, or a local mirror) may refer anywhere.
 func (c *Client) Lookup(ctx context.Context, addr netip.Addr) (*Result, error) {
-	server, err := normalizeServer(c.Server)
+	server, err := ParseServer(c.Server)
 	if err != nil {
-		return nil, err
+		return &Result{}, err
 	}
 	maxRefs := c.MaxReferrals
 	if maxRefs == 0 {
@@ -132,9 +132,9 @@ func (c *Client) Lookup(ctx context.Context, addr netip.Addr) (*Result, error) {
 	}
 }
 
-// normalizeServer returns s (host or host:port) as host:port, "" as
-// DefaultServer.
-func normalizeServer(s string) (string, error) {
+// ParseServer returns s, a whois server's host or host:port, as
+// host:port (port 43 when absent); "" is DefaultServer.
+func ParseServer(s string) (string, error) {
 	if s == "" {
 		return DefaultServer, nil
 	}
