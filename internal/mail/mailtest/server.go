@@ -82,6 +82,10 @@ func (s *Server) Close() {
 	s.wg.Wait()
 }
 
+// Messages delivers the messages the server takes, in order. The
+// server holds up to 100 not yet received; beyond that, a client waits.
+func (s *Server) Messages() <-chan Message { return s.messages }
+
 // Next returns the next message the server takes, failing the test if
 // none comes within wait.
 func (s *Server) Next(t testing.TB, wait time.Duration) Message {
