@@ -31,18 +31,8 @@ var cloudflareActions = map[string]map[string]string{
 // that edgeban runs natively, and is not told to run the shell file
 // instead (native=false).
 func IsCloudflare(spec config.Spec) (bool, error) {
-	if _, ok := cloudflareActions[spec.Name]; !ok {
-		return false, nil
-	}
-	v, ok := spec.Option("native")
-	if !ok {
-		return true, nil
-	}
-	native, err := config.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("action %s: native: %w", spec.Name, err)
-	}
-	return native, nil
+	_, ok := cloudflareActions[spec.Name]
+	return nativeWanted(spec, ok)
 }
 
 // CloudflareEnv is what the native Cloudflare actions share in a daemon.

@@ -102,3 +102,20 @@ func namedParams(jail string, spec config.Spec) (params map[string]string, actna
 	}
 	return params, actname
 }
+
+// nativeWanted reports whether spec, whose name edgeban runs natively
+// when known, is to run natively: unless its native option says false.
+func nativeWanted(spec config.Spec, known bool) (bool, error) {
+	if !known {
+		return false, nil
+	}
+	v, ok := spec.Option("native")
+	if !ok {
+		return true, nil
+	}
+	native, err := config.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("action %s: native: %w", spec.Name, err)
+	}
+	return native, nil
+}
