@@ -1,7 +1,9 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 
 	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
@@ -76,6 +78,28 @@ func nativeAction(dir string, jc *config.Jail, spec config.Spec, opts Options) (
 			"jail", jc.Name, "action", spec.Name)
 		from.Name = cf.Name()
 		return cf, from, true, nil
+	}
+	if native, err := action.IsMail(spec); err != nil || native {
+		if err != nil {
+			return nil, from, false, err
+		}
+		// The action's file, when action.d has it, gives the parameters'
+		// defaults and the user's overrides (sendmail-common.local...).
+		def, err := action.Load(dir, jc.Name, spec)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, from, false, err
+		}
+		if def != nil {
+			from = actionFrom{File: def.File, Commands: def.Commands, Params: def.Params}
+		}
+		m, err := action.NewMail(jc.Name, spec, def, action.MailEnv{Hostname: opts.Hostname, Log: opts.Log.With("jail", jc.Name)})
+		if err != nil {
+			return nil, from, false, err
+		}
+		opts.Log.Info("action runs natively: edgeban writes and sends the mail, with its own whois client (no shell); native=false runs the action.d file instead",
+			"jail", jc.Name, "action", spec.Name)
+		from.Name = m.Name()
+		return m, from, true, nil
 	}
 	return nil, from, false, nil
 }

@@ -146,6 +146,9 @@ type Options struct {
 	// (nftables, iptables) ban in, shared by the jails; nil: the
 	// daemon's own network namespace.
 	Firewall *firewall.Host
+	// Hostname is fail2ban's <fq-hostname> for the native mail actions;
+	// "" has them look it up when they start.
+	Hostname string
 }
 
 // CloudflareOptions configure the native Cloudflare actions of a daemon

@@ -110,12 +110,27 @@ logpath = $DIR/app.log
 	}
 }
 
-// startDaemon runs the daemon of dir with opts; stop stops it and
-// returns what Run returned.
+// startDaemon runs the daemon of dir with opts (without a Store, on a
+// database of its own in dir, closed at stop; without a Log, silent);
+// stop stops it and returns what Run returned.
 func startDaemon(t *testing.T, dir string, opts Options) (*Daemon, func() error) {
 	t.Helper()
+	var own *store.DB
+	if opts.Store == nil {
+		db, err := store.Open(context.Background(), filepath.Join(dir, "e.db"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		own, opts.Store = db, db
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	d, err := Load(dir, opts)
 	if err != nil {
+		if own != nil {
+			own.Close()
+		}
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -127,6 +142,9 @@ func startDaemon(t *testing.T, dir string, opts Options) (*Daemon, func() error)
 		if !stopped {
 			cancel()
 			runErr, stopped = <-done, true
+			if own != nil {
+				own.Close()
+			}
 		}
 		return runErr
 	}
