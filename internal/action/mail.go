@@ -255,7 +255,7 @@ func NewMail(jail string, spec config.Spec, def *Definition, env MailEnv) (*Mail
 	if def != nil {
 		if cmd, ok := def.Params["mailcmd"]; ok && !stockMailcmd[strings.TrimSpace(cmd)] {
 			m.log.Warn("the action runs natively and does not run action.d's mailcmd; native=false runs it",
-				"jail", jail, "mailcmd", cmd, "via", m.via())
+				"mailcmd", cmd, "via", m.via())
 		}
 	}
 	return m, nil

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -504,6 +505,8 @@ func TestMailQueue(t *testing.T) {
 		<-release
 		return "inetnum: 198.51.100.0 - 198.51.100.255\n"
 	})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the server's Close, which waits for its answers
 	spec := mustSpec(t, `mail-whois[actionstart="", actionstop="", smtphost="`+srv.Addr+`", whois="`+w.Addr+`"]`)
 	m, err := NewMail("sshd", spec, nil, MailEnv{Hostname: testHost, Log: discard})
 	if err != nil {
@@ -529,7 +532,7 @@ func TestMailQueue(t *testing.T) {
 		t.Fatalf("a ban beyond the queue: %v", err)
 	}
 	srv.None(t, 50*time.Millisecond)
-	close(release)
+	free()
 	var subjects []string
 	for range 3 {
 		msg, err := netmail.ReadMessage(bytes.NewReader(srv.Next(t, 10*time.Second).Data))

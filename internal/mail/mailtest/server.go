@@ -41,6 +41,7 @@ type Server struct {
 	tls      *tls.Config
 	users    map[string]string
 	messages chan Message
+	quit     chan struct{} // closed by Close
 	wg       sync.WaitGroup
 	mu       sync.Mutex
 	conns    map[net.Conn]bool
@@ -64,7 +65,7 @@ func NewServer(t testing.TB, opts Options) *Server {
 		t.Fatalf("mailtest: %v", err)
 	}
 	s := &Server{Addr: l.Addr().String(), l: l, tls: opts.TLS, users: opts.Users,
-		messages: make(chan Message, 100), conns: map[net.Conn]bool{}}
+		messages: make(chan Message, 100), quit: make(chan struct{}), conns: map[net.Conn]bool{}}
 	s.wg.Go(s.serve)
 	t.Cleanup(s.Close)
 	return s
@@ -73,6 +74,9 @@ func NewServer(t testing.TB, opts Options) *Server {
 // Close stops the server and waits for its connections to end.
 func (s *Server) Close() {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.quit)
+	}
 	s.closed = true
 	for c := range s.conns {
 		c.Close()
@@ -222,7 +226,11 @@ func (s *Server) session(c net.Conn) {
 			}
 			m := ss.msg
 			m.Data, m.TLS, m.User = data, ss.tls, ss.user
-			s.messages <- m
+			select {
+			case s.messages <- m:
+			case <-s.quit:
+				return
+			}
 			ss.msg = Message{Hello: m.Hello, TLS: ss.tls, User: ss.user}
 			ss.reply("250 queued")
 		case "RSET":
