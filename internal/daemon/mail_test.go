@@ -1,13 +1,9 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"mime/quotedprintable"
-	netmail "net/mail"
 	"os"
 	"path/filepath"
 	"strings"
@@ -18,21 +14,6 @@ import (
 	"github.com/edgeban/edgeban/internal/store"
 	"github.com/edgeban/edgeban/internal/whois/whoistest"
 )
-
-// mailText returns the subject and the decoded body (LF line breaks) of
-// a message.
-func mailText(t *testing.T, m mailtest.Message) (subject, body string) {
-	t.Helper()
-	msg, err := netmail.ReadMessage(bytes.NewReader(m.Data))
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, m.Data)
-	}
-	b, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return msg.Header.Get("Subject"), strings.ReplaceAll(string(b), "\r\n", "\n")
-}
 
 // TestMailAction runs a jail that mails its bans with
 // mail-whois-lines, as the recidive jail of the seed article does, with
@@ -58,7 +39,7 @@ func TestMailAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-j.Ready()
-	if subject, _ := mailText(t, srv.Next(t, 10*time.Second)); subject != "[Fail2Ban] app: started on edgeban.test" {
+	if subject, _ := srv.Next(t, 10*time.Second).Text(t); subject != "[Fail2Ban] app: started on edgeban.test" {
 		t.Fatalf("first mail %q, want the start mail", subject)
 	}
 	now := time.Now().Format("2006-01-02 15:04:05")
@@ -76,7 +57,7 @@ func TestMailAction(t *testing.T) {
 	}
 	f.Close()
 	got := srv.Next(t, 20*time.Second)
-	subject, body := mailText(t, got)
+	subject, body := got.Text(t)
 	if subject != "[Fail2Ban] app: banned 198.51.100.7 from edgeban.test" || got.From != "fail2ban@edgeban.test" ||
 		len(got.To) != 1 || got.To[0] != "admin@example.com" {
 		t.Fatalf("mail %q from %q to %q", subject, got.From, got.To)
@@ -97,7 +78,7 @@ func TestMailAction(t *testing.T) {
 	if err := stop(); err != nil {
 		t.Errorf("Run: %v", err)
 	}
-	if subject, _ := mailText(t, srv.Next(t, 10*time.Second)); subject != "[Fail2Ban] app: stopped on edgeban.test" {
+	if subject, _ := srv.Next(t, 10*time.Second).Text(t); subject != "[Fail2Ban] app: stopped on edgeban.test" {
 		t.Fatalf("mail %q, want the stop mail", subject)
 	}
 
@@ -105,7 +86,7 @@ func TestMailAction(t *testing.T) {
 	defer stop()
 	j, _ = d.jail("app")
 	<-j.Ready()
-	if subject, _ := mailText(t, srv.Next(t, 10*time.Second)); subject != "[Fail2Ban] app: started on edgeban.test" {
+	if subject, _ := srv.Next(t, 10*time.Second).Text(t); subject != "[Fail2Ban] app: started on edgeban.test" {
 		t.Fatalf("mail %q after the restart, want the start mail", subject)
 	}
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {

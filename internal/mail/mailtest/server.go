@@ -15,7 +15,10 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"mime/quotedprintable"
 	"net"
+	"net/mail"
 	"strings"
 	"sync"
 	"testing"
@@ -343,4 +346,20 @@ func (ss *session) data() ([]byte, error) {
 		return nil, errBareLineBreak
 	}
 	return b.Bytes(), nil
+}
+
+// Text returns the message's Subject header as written and its body,
+// quoted-printable decoded, with "\n" line breaks; it fails the test if
+// the message does not parse.
+func (m Message) Text(t testing.TB) (subject, body string) {
+	t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Data))
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, m.Data)
+	}
+	b, err := io.ReadAll(quotedprintable.NewReader(msg.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return msg.Header.Get("Subject"), strings.ReplaceAll(string(b), "\r\n", "\n")
 }
