@@ -8,11 +8,9 @@ import (
 	"io"
 	"strings"
 
-	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/config"
 	"github.com/edgeban/edgeban/internal/daemon"
 	"github.com/edgeban/edgeban/internal/filter"
-	"github.com/edgeban/edgeban/internal/firewall"
 	"github.com/edgeban/edgeban/internal/source"
 )
 
@@ -112,26 +110,15 @@ func checkJail(dir string, j *config.Jail) (line string, warnings []string, err 
 			parts = append(parts, "journal "+describeJournal(journal))
 		}
 	}
+	// Each action is built as serve builds it, natively or from its
+	// action.d file; none starts, so nothing is touched.
+	built, err := daemon.CheckActions(dir, j, daemon.Options{})
+	if err != nil {
+		return "", warnings, err
+	}
 	var actions []string
-	for _, a := range j.Actions {
-		// A native firewall action needs no file, and checks its own
-		// parameters (it touches no firewall until it starts).
-		if native, err := action.IsFirewall(a); err != nil || native {
-			var fw *action.Firewall
-			if err == nil {
-				fw, err = action.NewFirewall(dir, j.Name, a, firewall.NewHost(""))
-			}
-			if err != nil {
-				return "", warnings, fmt.Errorf("%s: jail %q: option \"action\": %w", j.Pos["action"], j.Name, err)
-			}
-			actions = append(actions, fw.Name())
-			continue
-		}
-		d, err := action.Load(dir, j.Name, a)
-		if err != nil {
-			return "", warnings, fmt.Errorf("%s: %w", j.Pos["action"], err)
-		}
-		actions = append(actions, d.Name)
+	for _, a := range built {
+		actions = append(actions, a.Name())
 	}
 	if len(actions) == 0 {
 		warnings = append(warnings, fmt.Sprintf("jail %q: no actions", j.Name))

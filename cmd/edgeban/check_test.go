@@ -52,6 +52,11 @@ func TestCheck(t *testing.T) {
 			"svc: backend auto, filter svc (1 failregex), actions nftables,", ""},
 		{"native nftables, bad blocktype", "[svc]\nenabled = true\nfilter = svc\naction = nftables[blocktype=\"redirect to 2222\"]\nlogpath = $DIR/svc.log\n",
 			`jail.local:4: jail "svc": option "action": action nftables: blocktype "redirect to 2222"`, "", ""},
+		{"native mail and Cloudflare, no action.d file", "[svc]\nenabled = true\nfilter = svc\nlogpath = $DIR/svc.log\n" +
+			"action = mail-whois-lines[dest=\"root@example.com\"]\n         cloudflare-token[cfzone=example.com, cftoken=t0ken]\n", "",
+			"svc: backend auto, filter svc (1 failregex), actions mail-whois-lines,cloudflare-token,", ""},
+		{"native mail, bad dest", "[svc]\nenabled = true\nfilter = svc\nlogpath = $DIR/svc.log\naction = mail-whois-lines[dest=\"not an address\"]\n",
+			`jail.local:5: jail "svc": option "action": action mail-whois-lines: option "dest"`, "", ""},
 		{"syntax error", "[svc\nenabled = true\n", "jail.local:1", "", ""},
 		{"bad option", "[svc]\nenabled = true\nmaxretry = lots\n", `jail.local:3: jail "svc": option "maxretry"`, "", ""},
 		{"server settings", "", "", "server: loglevel INFO, logtarget STDERR", ""},

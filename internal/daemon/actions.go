@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 
 	"github.com/edgeban/edgeban/internal/action"
 	"github.com/edgeban/edgeban/internal/cloudflare/delivery"
 	"github.com/edgeban/edgeban/internal/config"
+	"github.com/edgeban/edgeban/internal/firewall"
 	"github.com/edgeban/edgeban/internal/jail"
 )
 
@@ -28,7 +30,7 @@ func buildActions(dir string, jc *config.Jail, opts Options, what *builtFrom) ([
 		}
 		ad, err := action.Load(dir, jc.Name, spec)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", jc.Pos["action"], err)
 		}
 		sh, err := action.NewShell(ad)
 		if err != nil {
@@ -111,4 +113,18 @@ func specParams(spec config.Spec) map[string]string {
 		params[o.Key] = o.Value
 	}
 	return params
+}
+
+// CheckActions builds the actions of jc as the daemon would, without
+// starting any: their files, parameters and credentials' settings are
+// read and checked, and nothing is banned, sent or changed. It is what
+// edgeban check runs.
+func CheckActions(dir string, jc *config.Jail, opts Options) ([]jail.Action, error) {
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Firewall == nil {
+		opts.Firewall = firewall.NewHost("")
+	}
+	return buildActions(dir, jc, opts, &builtFrom{})
 }
