@@ -83,18 +83,8 @@ ipmset = f2b-<name>6
 // that edgeban runs natively, and is not told to run the shell file
 // instead (native=false).
 func IsFirewall(spec config.Spec) (bool, error) {
-	if _, ok := firewallActions[spec.Name]; !ok {
-		return false, nil
-	}
-	v, ok := spec.Option("native")
-	if !ok {
-		return true, nil
-	}
-	native, err := config.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("action %s: native: %w", spec.Name, err)
-	}
-	return native, nil
+	_, ok := firewallActions[spec.Name]
+	return nativeWanted(spec, ok)
 }
 
 // firewallBackend is the kernel's side of a firewall action.

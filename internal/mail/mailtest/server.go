@@ -23,6 +23,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgeban/edgeban/internal/tcptest"
 )
 
 // Message is one message the server took.
@@ -37,18 +39,13 @@ type Message struct {
 
 // Server is an SMTP server on 127.0.0.1.
 type Server struct {
-	// Addr is the server's host:port.
-	Addr string
+	*tcptest.Server
 
-	l        net.Listener
 	tls      *tls.Config
 	users    map[string]string
 	messages chan Message
 	quit     chan struct{} // closed by Close
-	wg       sync.WaitGroup
-	mu       sync.Mutex
-	conns    map[net.Conn]bool
-	closed   bool
+	once     sync.Once
 }
 
 // Options configure a Server.
@@ -63,30 +60,16 @@ type Options struct {
 // NewServer starts a server, stopped when the test ends.
 func NewServer(t testing.TB, opts Options) *Server {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("mailtest: %v", err)
-	}
-	s := &Server{Addr: l.Addr().String(), l: l, tls: opts.TLS, users: opts.Users,
-		messages: make(chan Message, 100), quit: make(chan struct{}), conns: map[net.Conn]bool{}}
-	s.wg.Go(s.serve)
+	s := &Server{tls: opts.TLS, users: opts.Users, messages: make(chan Message, 100), quit: make(chan struct{})}
+	s.Server = tcptest.Start(t, s.session)
 	t.Cleanup(s.Close)
 	return s
 }
 
 // Close stops the server and waits for its connections to end.
 func (s *Server) Close() {
-	s.mu.Lock()
-	if !s.closed {
-		close(s.quit)
-	}
-	s.closed = true
-	for c := range s.conns {
-		c.Close()
-	}
-	s.mu.Unlock()
-	s.l.Close()
-	s.wg.Wait()
+	s.once.Do(func() { close(s.quit) })
+	s.Server.Close()
 }
 
 // Messages delivers the messages the server takes, in order. The
@@ -113,32 +96,6 @@ func (s *Server) None(t testing.TB, wait time.Duration) {
 	case m := <-s.messages:
 		t.Fatalf("mailtest: unexpected message:\n%s", m.Data)
 	case <-time.After(wait):
-	}
-}
-
-func (s *Server) serve() {
-	for {
-		c, err := s.l.Accept()
-		if err != nil {
-			return
-		}
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			c.Close()
-			return
-		}
-		s.conns[c] = true
-		s.mu.Unlock()
-		s.wg.Go(func() {
-			defer func() {
-				s.mu.Lock()
-				delete(s.conns, c)
-				s.mu.Unlock()
-				c.Close()
-			}()
-			s.session(c)
-		})
 	}
 }
 
