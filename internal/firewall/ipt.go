@@ -340,16 +340,23 @@ func hostAddr(a netip.Addr) string {
 	return netip.PrefixFrom(a, a.BitLen()).String()
 }
 
-// Add bans elems. With IPSet, an address already in its set gets the
-// new timeout; without, an address that has its rule is left as it is.
-func (t *IPTables) Add(ctx context.Context, elems []Element) error {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+// byFamily sorts elems by their addresses' families (an IPv4-mapped
+// address is IPv4).
+func byFamily(elems []Element) map[Family][]Element {
 	by := map[Family][]Element{}
 	for _, e := range elems {
 		e.Addr = e.Addr.Unmap()
 		by[FamilyOf(e.Addr)] = append(by[FamilyOf(e.Addr)], e)
 	}
+	return by
+}
+
+// Add bans elems. With IPSet, an address already in its set gets the
+// new timeout; without, an address that has its rule is left as it is.
+func (t *IPTables) Add(ctx context.Context, elems []Element) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	by := byFamily(elems)
 	for _, f := range []Family{IPv4, IPv6} {
 		els := by[f]
 		if len(els) == 0 {
@@ -540,11 +547,7 @@ func (t *IPTables) elementsLocked(ctx context.Context, f Family) ([]Element, boo
 func (t *IPTables) Sync(ctx context.Context, elems []Element) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	by := map[Family][]Element{}
-	for _, e := range elems {
-		e.Addr = e.Addr.Unmap()
-		by[FamilyOf(e.Addr)] = append(by[FamilyOf(e.Addr)], e)
-	}
+	by := byFamily(elems)
 	for _, f := range []Family{IPv4, IPv6} {
 		have, exists, err := t.elementsLocked(ctx, f)
 		if err != nil {

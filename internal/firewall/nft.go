@@ -556,19 +556,29 @@ func (n *NFTables) setFor(a netip.Addr) (*nftables.Set, error) {
 	return s, nil
 }
 
+// elementsBySet sorts elems into the sets of their families, as the
+// kernel's set elements.
+func (n *NFTables) elementsBySet(elems []Element) (map[*nftables.Set][]nftables.SetElement, error) {
+	bySet := map[*nftables.Set][]nftables.SetElement{}
+	for _, e := range elems {
+		s, err := n.setFor(e.Addr)
+		if err != nil {
+			return nil, err
+		}
+		bySet[s] = append(bySet[s], nftables.SetElement{Key: key(e.Addr), Timeout: timeout(e.Timeout)})
+	}
+	return bySet, nil
+}
+
 // Add bans elems: each address is put in its family's set with its
 // timeout. An address already there gets the new timeout: it is added
 // (nothing if it is there), removed and added again in one batch, which
 // the kernel applies at once, so that it is never missing. Many
 // elements go in batches of setChunk.
 func (n *NFTables) Add(ctx context.Context, elems []Element) error {
-	bySet := map[*nftables.Set][]nftables.SetElement{}
-	for _, e := range elems {
-		s, err := n.setFor(e.Addr)
-		if err != nil {
-			return err
-		}
-		bySet[s] = append(bySet[s], nftables.SetElement{Key: key(e.Addr), Timeout: timeout(e.Timeout)})
+	bySet, err := n.elementsBySet(elems)
+	if err != nil {
+		return err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -728,13 +738,9 @@ func (n *NFTables) elementsLocked(s *nftables.Set) ([]Element, error) {
 // missing on the way. The batch's size is bounded by the socket's send
 // buffer (see sendBuffer): a million bans or so.
 func (n *NFTables) Sync(ctx context.Context, elems []Element) error {
-	want := map[*nftables.Set][]nftables.SetElement{}
-	for _, e := range elems {
-		s, err := n.setFor(e.Addr)
-		if err != nil {
-			return err
-		}
-		want[s] = append(want[s], nftables.SetElement{Key: key(e.Addr), Timeout: timeout(e.Timeout)})
+	want, err := n.elementsBySet(elems)
+	if err != nil {
+		return err
 	}
 	if err := ctx.Err(); err != nil {
 		return err
