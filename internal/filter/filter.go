@@ -618,20 +618,18 @@ func (f *Filter) findMulti(tl tupleLine, date time.Time) (res Result) {
 			return res
 		}
 	}
-	var pre map[string]string
+	var pre Match
 	if f.pref != nil {
 		m, ok := f.pref.Match(strings.TrimSuffix(text, "\n"))
 		if !ok {
 			return res
 		}
 		res.PrefMatched = true
-		pc := &compiled{Regex: f.pref}
-		pre = pc.groups(m)
-		if c := pre["content"]; c != "" {
+		pre = m
+		if c, _ := m.Group("content"); c != "" {
 			f.buf = []tupleLine{{post: c, seq: tl.seq}}
 			text = ""
 		}
-		delete(pre, "content")
 	}
 	for i, fr := range f.fail {
 		if text == "" {
@@ -665,7 +663,7 @@ type lineMatch struct {
 	preIgnored  bool // an ignoreregex matched before the failregexes ran
 	ignored     bool
 	prefMatched bool
-	pre         map[string]string
+	pre         Match // the prefregex's match, if it has one
 	fails       []rawMatch
 	ignoreHits  []int
 }
@@ -731,12 +729,10 @@ func (f *Filter) matchWith(text string, cand uint64) (lm lineMatch) {
 			return lm
 		}
 		lm.prefMatched = true
-		pc := compiled{Regex: f.pref}
-		lm.pre = pc.groups(m)
-		if c := lm.pre["content"]; c != "" {
+		lm.pre = m
+		if c, _ := m.Group("content"); c != "" {
 			content = c
 		}
-		delete(lm.pre, "content")
 	}
 	for i, fr := range f.fail {
 		if f.cands != nil && cand&(1<<i) == 0 {
@@ -816,14 +812,14 @@ func (f *Filter) applySingle(tl tupleLine, lm lineMatch, date time.Time) (res Re
 	return res
 }
 
-// addPrefGroups adds the prefregex's groups to a failregex match's own
-// map g; the failregex's win.
-func addPrefGroups(g, pre map[string]string) {
-	for k, v := range pre {
-		if _, ok := g[k]; !ok {
+// addPrefGroups adds the groups of the prefregex's match pre, but its
+// content, to a failregex match's own map g; the failregex's win.
+func addPrefGroups(g map[string]string, pre Match) {
+	pre.eachGroup(func(k, v string) {
+		if _, ok := g[k]; !ok && k != "content" {
 			g[k] = v
 		}
-	}
+	})
 }
 
 // record turns failregex i's match (its groups in st, merged with the

@@ -213,16 +213,21 @@ func (r *Regex) HasGroup(name string) bool {
 type Match struct {
 	Start, End int
 	names      []string
-	values     []string
-	set        []bool
+	groups     []group // by group number (0 unused)
+}
+
+// group is a capture group's text, and whether it took part in a match.
+type group struct {
+	text string
+	set  bool
 }
 
 // Group returns the text of the named group and whether it took part in
 // the match (Python's None is "", false).
 func (m Match) Group(name string) (string, bool) {
 	for i, n := range m.names {
-		if n == name && m.set[i] {
-			return m.values[i], true
+		if n == name && m.groups[i].set {
+			return m.groups[i].text, true
 		}
 	}
 	return "", false
@@ -232,10 +237,10 @@ func (m Match) Group(name string) (string, bool) {
 // found in.
 func (m *Match) extendTo(name, s string) {
 	for i, n := range m.names {
-		if n == name && m.set[i] {
+		if n == name && m.groups[i].set {
 			// The group ends where the match ends.
-			start := m.End - len(m.values[i])
-			m.values[i] = s[start:]
+			start := m.End - len(m.groups[i].text)
+			m.groups[i].text = s[start:]
 			m.End = len(s)
 			return
 		}
@@ -246,12 +251,18 @@ func (m *Match) extendTo(name, s string) {
 // fail2ban's names.
 func (m Match) Groups() map[string]string {
 	g := make(map[string]string)
+	m.eachGroup(func(name, value string) { g[name] = value })
+	return g
+}
+
+// eachGroup calls fn with each named group that took part in the match,
+// in group order.
+func (m Match) eachGroup(fn func(name, value string)) {
 	for i, n := range m.names {
-		if n != "" && m.set[i] {
-			g[n] = m.values[i]
+		if n != "" && m.groups[i].set {
+			fn(n, m.groups[i].text)
 		}
 	}
-	return g
 }
 
 // Host returns the matched host as fail2ban's getHost does: the first of
@@ -274,11 +285,10 @@ func (r *Regex) Match(s string) (Match, bool) {
 		if loc == nil {
 			return Match{}, false
 		}
-		m := Match{Start: loc[0], End: loc[1], names: r.names,
-			values: make([]string, len(r.names)), set: make([]bool, len(r.names))}
+		m := Match{Start: loc[0], End: loc[1], names: r.names, groups: make([]group, len(r.names))}
 		for i := 1; i < len(r.names); i++ {
 			if a := loc[2*i]; a >= 0 {
-				m.values[i], m.set[i] = s[a:loc[2*i+1]], true
+				m.groups[i] = group{s[a:loc[2*i+1]], true}
 			}
 		}
 		return m, true
@@ -293,14 +303,13 @@ func (r *Regex) Match(s string) (Match, bool) {
 		return Match{}, false
 	}
 	conv := runeToByte(s)
-	m := Match{Start: conv(rm.Index), End: conv(rm.Index + rm.Length), names: r.names,
-		values: make([]string, len(r.names)), set: make([]bool, len(r.names))}
+	m := Match{Start: conv(rm.Index), End: conv(rm.Index + rm.Length), names: r.names, groups: make([]group, len(r.names))}
 	for i := 1; i < len(r.names); i++ {
 		if r.names[i] == "" {
 			continue
 		}
 		if g := rm.GroupByNumber(i); g != nil && len(g.Captures) > 0 {
-			m.values[i], m.set[i] = g.String(), true
+			m.groups[i] = group{g.String(), true}
 		}
 	}
 	return m, true

@@ -208,11 +208,10 @@ func (w *rewrite) match(s string) (m Match, ok, sure bool) {
 			return Match{}, false, false
 		}
 	}
-	m = Match{Start: loc[0], End: loc[1], names: v.names,
-		values: make([]string, len(v.names)), set: make([]bool, len(v.names))}
+	m = Match{Start: loc[0], End: loc[1], names: v.names, groups: make([]group, len(v.names))}
 	for i := 1; i < len(v.names); i++ {
 		if a := loc[2*i]; a >= 0 && v.names[i] != "" {
-			m.values[i], m.set[i] = s[a:loc[2*i+1]], true
+			m.groups[i] = group{s[a:loc[2*i+1]], true}
 		}
 	}
 	return m, true, true
