@@ -44,14 +44,19 @@ var regexFilterArg = regexp.MustCompile(`(?s)^/{0,3}[\w/_\-.]+(?:\[.*\])?$`)
 // under however long the log.
 const regexMemoryLimit = 24 << 20
 
+// regexGCPercent is the regex command's GOGC (see tuneGC).
+const regexGCPercent = 130
+
 // tuneGC sets the collector for a scan, which makes short-lived garbage
-// fast: with Go's default GOGC=100 the collector runs every few MB of it,
-// 13% of the command's time on a 1M-line auth.log. GOGC=200 with a soft
-// limit of regexMemoryLimit halves that and keeps the peak RSS near 26 MB.
+// fast. GOGC=130 with a soft limit of regexMemoryLimit: on a 1M-line
+// auth.log it takes 0.52 s where Go's default GOGC=100 takes 0.58 s, with
+// a peak RSS of 27 MB against 25 MB. GOGC=200 would save 2% more and
+// reach 30 MB, since the binary itself (the metrics' Prometheus and
+// protobuf packages among its dependencies) accounts for some 12 MB.
 // GOGC or GOMEMLIMIT in the environment win.
 func tuneGC(getenv func(string) string) {
 	if getenv("GOGC") == "" {
-		debug.SetGCPercent(200)
+		debug.SetGCPercent(regexGCPercent)
 	}
 	if getenv("GOMEMLIMIT") == "" {
 		debug.SetMemoryLimit(regexMemoryLimit)
