@@ -73,37 +73,8 @@ func TestServeSeedJailLocal(t *testing.T) {
 		"action.d/filemail-whois-lines.conf": "[Definition]\nnorestored = true\n" +
 			"actionban = printf 'to %%s: [%%s] %%s banned after %%s failures\\n' '<dest>' '<name>' <ip> '<failures>' >> " + dir + "/mail\n",
 		"edgeban.conf": "[Definition]\ndbfile = " + dir + "/edgeban.db\nlogtarget = " + dir + "/edgeban.log\n",
-		// The seed's jail.local: its [DEFAULT] names, action_cf_v4, and a
-		// recidive jail with three actions.
-		"jail.local": fmt.Sprintf(`[DEFAULT]
-cfemail = %s
-cfapikey = %s
-cfapi = %s
-destemail = root@example.com
-mta = filemail
-banaction = fw-file
-banaction_allports = fw-file
-action_cf_v4 = cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
-action = %%(action_cf_v4)s
-
-[sshd]
-enabled = true
-logpath = %[4]s/auth.log
-backend = auto
-maxretry = 2
-bantime = 3
-
-[recidive]
-enabled = true
-logpath = %[4]s/edgeban.log
-maxretry = 2
-findtime = 1d
-bantime = 6
-action = %%(banaction_allports)s[name=%%(__name__)s]
-         cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
-         %%(mta)s-whois-lines[name=%%(__name__)s, sender="%%(sender)s", dest="%%(destemail)s", logpath="%%(logpath)s", chain="%%(chain)s"]
-`, email, key, api, dir),
-		"auth.log": "",
+		"jail.local":   seedJailLocal(api, dir, "destemail = root@example.com\nmta = filemail\nbanaction = fw-file\nbanaction_allports = fw-file\n", 6),
+		"auth.log":     "",
 	}
 	for name, content := range files {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -239,4 +210,37 @@ func TestServeCloudflareRestart(t *testing.T) {
 	if out := run(t, bin, "", "status", "long", "--socket", sock); !strings.Contains(out, "Cloudflare zone example.com: 1 live, 0 bans and 0 unbans to send") {
 		t.Fatalf("status long:\n%s", out)
 	}
+}
+
+// seedJailLocal is the seed article's jail.local, with cfsim's api: its
+// [DEFAULT] names (cfemail, cfapikey, and action_cf_v4 as every jail's
+// action), sshd, and the recidive jail with its three actions, banning
+// for recidiveBantime seconds. host holds the [DEFAULT] lines that say
+// what the host's firewall and mail are (banaction, banaction_allports,
+// mta, destemail...); the logs are in dir.
+func seedJailLocal(api, dir, host string, recidiveBantime int) string {
+	return fmt.Sprintf(`[DEFAULT]
+cfemail = %s
+cfapikey = %s
+cfapi = %s
+%saction_cf_v4 = cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
+action = %%(action_cf_v4)s
+
+[sshd]
+enabled = true
+logpath = %[5]s/auth.log
+backend = auto
+maxretry = 2
+bantime = 3
+
+[recidive]
+enabled = true
+logpath = %[5]s/edgeban.log
+maxretry = 2
+findtime = 1d
+bantime = %[6]d
+action = %%(banaction_allports)s[name=%%(__name__)s]
+         cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
+         %%(mta)s-whois-lines[name=%%(__name__)s, sender="%%(sender)s", dest="%%(destemail)s", logpath="%%(logpath)s", chain="%%(chain)s"]
+`, seedEmail, seedKey, api, host, dir, recidiveBantime)
 }

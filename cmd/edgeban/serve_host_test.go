@@ -65,35 +65,8 @@ func TestServeRecidiveOnHost(t *testing.T) {
 		// stock action file's [Init].
 		"action.d/mail-whois-lines.local": fmt.Sprintf("[Init]\nsmtphost = %s\nwhois = %s\n", smtp.Addr, who.Addr),
 		"edgeban.conf":                    "[Definition]\ndbfile = " + dir + "/edgeban.db\nlogtarget = " + dir + "/edgeban.log\n",
-		"jail.local": fmt.Sprintf(`[DEFAULT]
-cfemail = %s
-cfapikey = %s
-cfapi = %s
-destemail = security@example.com
-sender = edgeban@example.com
-mta = mail
-banaction = nftables-multiport
-banaction_allports = nftables-allports
-action_cf_v4 = cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
-action = %%(action_cf_v4)s
-
-[sshd]
-enabled = true
-logpath = %[4]s/auth.log
-backend = auto
-maxretry = 2
-bantime = 3
-
-[recidive]
-enabled = true
-logpath = %[4]s/edgeban.log
-maxretry = 2
-findtime = 1d
-bantime = 10
-action = %%(banaction_allports)s[name=%%(__name__)s]
-         cloudflare-restv4[cfuser="%%(cfemail)s", cftoken="%%(cfapikey)s", cfapi="%%(cfapi)s"]
-         %%(mta)s-whois-lines[name=%%(__name__)s, sender="%%(sender)s", dest="%%(destemail)s", logpath="%%(logpath)s", chain="%%(chain)s"]
-`, seedEmail, seedKey, api, dir),
+		"jail.local": seedJailLocal(api, dir, "destemail = security@example.com\nsender = edgeban@example.com\nmta = mail\n"+
+			"banaction = nftables-multiport\nbanaction_allports = nftables-allports\n", 10),
 		"auth.log": "",
 	}
 	for name, content := range files {
