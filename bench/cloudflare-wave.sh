@@ -77,47 +77,10 @@ T_START=$SECONDS
 
 # ---------------------------------------------------------------- processes
 
-PIDS=()
-
-# alive reports whether pid runs (a zombie child does not count).
-alive() {
-	[[ -r /proc/$1/stat ]] || return 1
-	local st
-	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-	[[ $st != Z && -n $st ]]
-}
-
-# stop stops a process this script started: TERM, up to 5 s, then KILL.
-stop() {
-	local pid=$1 i keep=()
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 50; i++)); do alive "$pid" || break; sleep 0.1; done
-		if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-	fi
-	wait "$pid" 2>/dev/null || true
-	for i in "${PIDS[@]}"; do [[ $i == "$pid" ]] || keep+=("$i"); done
-	PIDS=("${keep[@]}")
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop "$pid"; done
-	if [[ ${KEEP_WORK:-0} == 1 ]]; then
-		echo "work directory kept: $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-log() { printf '[%4ds] %s\n' $((SECONDS - T_START)) "$*" | tee -a "$OUT/run.log" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
+RUNLOG=$OUT/run.log
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+bench_traps
 
 # ---------------------------------------------------------------- results
 

@@ -84,63 +84,10 @@ RUNLOG=$OUT/latency-run.log
 T_START=$SECONDS
 # The sockets live here: a Unix socket's path must stay short.
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/edgeban-latency.XXXXXX")
-PIDS=()
-
-log() { printf '[%4ds] %s\n' $((SECONDS - T_START)) "$*" | tee -a "$RUNLOG" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
-alive() { kill -0 "$1" 2>/dev/null; }
-
-# stop PID: SIGTERM, then SIGKILL after 30 s; forgets PID.
-stop() {
-	local pid=$1 i keep=()
-	if alive "$pid"; then
-		kill -TERM "$pid" 2>/dev/null || true
-		for ((i = 0; i < 300; i++)); do alive "$pid" || break; sleep 0.1; done
-		if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-	fi
-	wait "$pid" 2>/dev/null || true
-	for i in "${PIDS[@]}"; do [[ $i == "$pid" ]] || keep+=("$i"); done
-	PIDS=("${keep[@]}")
-}
-
-cleanup() {
-	local rc=$? pid
-	trap - EXIT INT TERM
-	for pid in "${PIDS[@]}"; do stop "$pid"; done
-	if [[ ${KEEP_WORK:-0} == 1 ]]; then
-		echo "work directory kept: $WORK" >&2
-	else
-		rm -rf "$WORK"
-	fi
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'echo "interrupted" >&2; exit 130' INT TERM
-
-# as_root CMD...: runs CMD as root, through sudo when not root already.
-as_root() {
-	if ((EUID == 0)); then
-		"$@"
-	elif command -v sudo >/dev/null; then
-		sudo "$@"
-	else
-		die "need root or sudo to run: $*"
-	fi
-}
-
-APT_UPDATED=0
-apt_install() {
-	command -v apt-get >/dev/null || die "apt-get not found: install $* by hand (this script knows Debian and Ubuntu)"
-	if ((!APT_UPDATED)); then
-		log "apt-get update"
-		as_root apt-get update -qq >>"$RUNLOG" 2>&1 || die "apt-get update failed (see $RUNLOG)"
-		APT_UPDATED=1
-	fi
-	log "apt-get install $*"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-		>>"$RUNLOG" 2>&1 || die "apt-get install $* failed (see $RUNLOG)"
-}
+STOP_WAIT=30
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
+bench_traps
 
 # wait_for WHAT SECONDS CMD...: runs CMD every 0.1 s until it succeeds.
 wait_for() {

@@ -64,36 +64,9 @@ LOG=$OUT/auth-$LOG_LINES.log
 RESULTS=$OUT/regex-results.txt
 T_START=$SECONDS
 
-log() { printf '[%4ds] %s\n' $((SECONDS - T_START)) "$*" | tee -a "$OUT/regex-run.log" >&2; }
-die() { log "FATAL: $*"; exit 1; }
-
-now_us() { local t=$EPOCHREALTIME; echo "${t/./}"; }
-
-# ---------------------------------------------------------------- setup
-
-# as_root CMD...: runs CMD as root, through sudo when not root already.
-as_root() {
-	if ((EUID == 0)); then
-		"$@"
-	elif command -v sudo >/dev/null; then
-		sudo "$@"
-	else
-		die "need root or sudo to run: $*"
-	fi
-}
-
-APT_UPDATED=0
-apt_install() {
-	command -v apt-get >/dev/null || die "apt-get not found: install $* by hand (this script knows Debian and Ubuntu)"
-	if ((!APT_UPDATED)); then
-		log "apt-get update"
-		as_root apt-get update -qq >>"$OUT/regex-run.log" 2>&1 || die "apt-get update failed (see $OUT/regex-run.log)"
-		APT_UPDATED=1
-	fi
-	log "apt-get install $*"
-	as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" \
-		>>"$OUT/regex-run.log" 2>&1 || die "apt-get install $* failed (see $OUT/regex-run.log)"
-}
+RUNLOG=$OUT/regex-run.log
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 # ---------------------------------------------------------------- runs
 
