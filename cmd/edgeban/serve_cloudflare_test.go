@@ -51,10 +51,6 @@ func TestServeSeedJailLocal(t *testing.T) {
 	}
 	stock := sharedtest.Path(t, "fail2ban/config")
 	bin := edgebanBinary(t)
-	const (
-		email = seedEmail
-		key   = seedKey
-	)
 	sim, api, c := seedSim(t)
 	// A rule made by hand for an address that sshd will ban too.
 	manual, _ := cloudflare.TargetFor("198.51.100.77", false)
@@ -146,7 +142,7 @@ func TestServeSeedJailLocal(t *testing.T) {
 		t.Errorf("%d mails, want 1 (recidive's):\n%s", n, mails)
 	}
 	stopServe(t, d)
-	if out, _ := exec.Command(bin, "cloudflare", "status", "--db", filepath.Join(dir, "edgeban.db")).CombinedOutput(); strings.Contains(string(out), key) {
+	if out, _ := exec.Command(bin, "cloudflare", "status", "--db", filepath.Join(dir, "edgeban.db")).CombinedOutput(); strings.Contains(string(out), seedKey) {
 		t.Error("status shows the secret")
 	}
 }
