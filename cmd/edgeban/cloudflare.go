@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -222,25 +221,16 @@ func cfServe(ctx context.Context, c *cli, args []string) error {
 		return err
 	}
 	defer db.Close()
-	var unlock func()
-	for i := 0; ; i++ {
-		unlock, err = db.LockWorker()
-		if err == nil || !errors.Is(err, store.ErrWorkerRunning) || i >= 20 {
-			break
-		}
-		time.Sleep(100 * time.Millisecond) // a CLI call may be probing the lock
-	}
+	unlock, n, err := db.TakeWorker(ctx)
 	if err != nil {
 		return err
 	}
 	defer unlock()
-	if n, err := db.ReleasePrefix(ctx, "worker:"); err != nil {
-		return err
-	} else if n > 0 {
+	if n > 0 {
 		log.Info("took back the claims of a previous worker", "entries", n)
 	}
 	dl, err := delivery.New(delivery.Config{
-		DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: &http.Client{},
+		DB: db, Owner: store.WorkerOwner(), HTTPClient: &http.Client{},
 		Concurrency: *conc, ListFlush: *flush, RateLimit: f.rateLimit, RateWindow: f.rateWindow, RateBurst: f.rateBurst, Logger: log,
 	})
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"sort"
 	"strings"
@@ -81,28 +80,19 @@ func (d *Daemon) runWorker(ctx context.Context) {
 func (d *Daemon) deliver(ctx context.Context) error {
 	d.setWorker(workerRunning, nil)
 	db := d.opts.Store
-	unlock, err := db.LockWorker()
-	for i := 0; errors.Is(err, store.ErrWorkerRunning) && i < 20; i++ {
-		// A CLI call may be probing the lock for a moment.
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-time.After(100 * time.Millisecond):
-		}
-		unlock, err = db.LockWorker()
-	}
-	if errors.Is(err, store.ErrWorkerRunning) {
+	unlock, n, err := db.TakeWorker(ctx)
+	switch {
+	case ctx.Err() != nil:
+		return nil
+	case errors.Is(err, store.ErrWorkerRunning):
 		d.opts.Log.Info("another Cloudflare worker runs on this database: it delivers the bans the daemon enqueues")
 		d.setWorker(workerElsewhere, nil)
 		return nil
-	}
-	if err != nil {
+	case err != nil:
 		return err
 	}
 	defer unlock()
-	if n, err := db.ReleasePrefix(ctx, "worker:"); err != nil {
-		return err
-	} else if n > 0 {
+	if n > 0 {
 		d.opts.Log.Info("took back the claims of a previous Cloudflare worker", "entries", n)
 	}
 	cf := d.opts.Cloudflare
@@ -110,7 +100,7 @@ func (d *Daemon) deliver(ctx context.Context) error {
 	if hc == nil {
 		hc = &http.Client{}
 	}
-	dl, err := delivery.New(delivery.Config{DB: db, Owner: fmt.Sprintf("worker:%d", os.Getpid()), HTTPClient: hc,
+	dl, err := delivery.New(delivery.Config{DB: db, Owner: store.WorkerOwner(), HTTPClient: hc,
 		RateLimit: cf.RateLimit, RateWindow: cf.RateWindow, RateBurst: cf.RateBurst, Concurrency: cf.Concurrency,
 		Logger: d.opts.Log, Observe: cf.Observe})
 	if err != nil {

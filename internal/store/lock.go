@@ -1,10 +1,12 @@
 package store
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // ErrWorkerRunning is returned by LockWorker when another worker holds the lock.
@@ -18,6 +20,39 @@ var ErrDaemonRunning = errors.New("another edgeban serve is running on this data
 // dies. It returns the function that releases it.
 func (db *DB) LockWorker() (unlock func(), err error) {
 	return db.lock(".worker", ErrWorkerRunning)
+}
+
+// workerPrefix begins the claim owner of every worker (WorkerOwner).
+const workerPrefix = "worker:"
+
+// WorkerOwner is the claim owner of this process's worker, "worker:PID",
+// whose claims TakeWorker takes back once the process is gone.
+func WorkerOwner() string { return fmt.Sprintf("%s%d", workerPrefix, os.Getpid()) }
+
+// TakeWorker starts a worker on the database: it takes the single-worker
+// lock, trying again for about 2 s while another process holds it (a CLI
+// call may be probing it for a moment), then takes back the claims that a
+// killed predecessor still held, and reports how many. It returns
+// ErrWorkerRunning when another worker keeps the lock, and ctx's error if
+// ctx ends while it waits.
+func (db *DB) TakeWorker(ctx context.Context) (unlock func(), released int64, err error) {
+	unlock, err = db.LockWorker()
+	for i := 0; errors.Is(err, ErrWorkerRunning) && i < 20; i++ {
+		select {
+		case <-ctx.Done():
+			return nil, 0, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		unlock, err = db.LockWorker()
+	}
+	if err != nil {
+		return nil, 0, err
+	}
+	if released, err = db.ReleasePrefix(ctx, workerPrefix); err != nil {
+		unlock()
+		return nil, 0, err
+	}
+	return unlock, released, nil
 }
 
 // LockDaemon takes the database's single-daemon lock, as LockWorker

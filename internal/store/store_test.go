@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -544,4 +545,46 @@ func TestBudgetSpacing(t *testing.T) {
 	if w, _ := b.take(ctx); w != 0 {
 		t.Errorf("a second later: wait %v, want 0", w)
 	}
+}
+
+// TestTakeWorker starts workers on one database: the first takes back
+// what a killed worker still claimed; a second waits for the lock and is
+// told that a worker runs, or stops waiting when its context ends; once
+// the first unlocks, it starts.
+func TestTakeWorker(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "e.db")
+	db := mustOpen(t, path)
+	dest, _ := db.Destination(ctx, "k", []byte("{}"))
+	for _, ip := range []string{"192.0.2.1", "192.0.2.2"} {
+		if _, err := db.Ban(ctx, Hold{Dest: dest, Target: ip, Jail: "j", IP: ip}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if es, err := db.Claim(ctx, "worker:1", ClaimFilter{}, time.Hour); err != nil || len(es) != 2 {
+		t.Fatalf("the killed worker's claim: %d entries, %v", len(es), err)
+	}
+	unlock, released, err := db.TakeWorker(ctx)
+	if err != nil || released != 2 {
+		t.Fatalf("TakeWorker: released %d, %v; want 2", released, err)
+	}
+	if es, _ := db.Claim(ctx, WorkerOwner(), ClaimFilter{}, time.Hour); len(es) != 2 {
+		t.Errorf("after TakeWorker the new worker claims %d entries, want 2", len(es))
+	}
+
+	other := mustOpen(t, path)
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	if _, _, err := other.TakeWorker(short); !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("TakeWorker while the lock is held, context ending: %v", err)
+	}
+	if _, _, err := other.TakeWorker(ctx); !errors.Is(err, ErrWorkerRunning) {
+		t.Errorf("TakeWorker while the lock is held: %v, want ErrWorkerRunning", err)
+	}
+	unlock()
+	unlock2, _, err := other.TakeWorker(ctx)
+	if err != nil {
+		t.Fatalf("TakeWorker after the unlock: %v", err)
+	}
+	unlock2()
 }
