@@ -270,6 +270,22 @@ func toRegexp2(p string) string {
 				default:
 					b.WriteString(`[^\s\x1c-\x1f]`)
 				}
+			case p[i+1] == 'w' || p[i+1] == 'W':
+				// .NET's \w also takes the marks (Mn) and every connector
+				// (Pc), which Python's (str.isalnum, and _) does not, and
+				// lacks the letter-like and other numbers (Nl, No) that
+				// Python's has: the same set as toRE2's. A negation inside
+				// a class keeps .NET's form.
+				switch {
+				case inClass && p[i+1] == 'w':
+					b.WriteString(uniWord)
+				case inClass:
+					b.WriteString(`\W`)
+				case p[i+1] == 'w':
+					b.WriteString("[" + uniWord + "]")
+				default:
+					b.WriteString("[^" + uniWord + "]")
+				}
 			case w > 0 && !inClass && dotnetRef(groups, n) != "":
 				b.WriteString(`\k<` + dotnetRef(groups, n) + `>`)
 				i += w - 1

@@ -261,3 +261,32 @@ func TestConcurrentMatch(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestRegexp2WordClass checks that a regexp2 pattern's \w and \W are
+// Python's (letters, numbers of every kind, and _), not .NET's, which
+// also takes combining marks and connector punctuation and lacks the
+// letter-like and other numbers.
+func TestRegexp2WordClass(t *testing.T) {
+	tests := []struct {
+		pattern, text string
+		want          bool
+	}{
+		{`^(?=x)x\w$`, "xé", true},       // a letter
+		{`^(?=x)x\w$`, "x\u2167", true},  // Ⅷ, a letter-like number (Nl)
+		{`^(?=x)x\w$`, "x\u0368", false}, // a combining mark (Mn)
+		{`^(?=x)x\w$`, "x\u203f", false}, // ‿, a connector (Pc) other than _
+		{`^(?=x)x\w$`, "x_", true},
+		{`^(?=x)x\W$`, "x\u0368", true},
+		{`^(?=x)x[\w.]$`, "x\u0368", false},
+		{`^(?=x)x[\w.]$`, "x.", true},
+	}
+	for _, tt := range tests {
+		r, err := Compile(tt.pattern)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := r.Match(tt.text); ok != tt.want {
+			t.Errorf("%q on %q: %v, want %v (engine %s)", tt.pattern, tt.text, ok, tt.want, r.Engine())
+		}
+	}
+}
